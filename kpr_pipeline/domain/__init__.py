@@ -1,0 +1,1 @@
+"""The registry's domain logic. Nothing below this package imports Dagster."""

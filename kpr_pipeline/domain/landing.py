@@ -1,0 +1,69 @@
+"""Landing-zone basics shared by every dataset: manifests and checksums (spec/landing.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MANIFEST_SUFFIX = ".manifest.json"
+KUHR_FORMAT = "kpr-kuhr-delivery"
+IPLOS_FORMAT = "iplos-extract"
+FORMAT_VERSION = "1.0"
+KNOWN_FORMATS = frozenset({KUHR_FORMAT, IPLOS_FORMAT})
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be trusted; the message is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    format_version: str
+    delivery_id: str
+    delivery_date: str
+    data_file: str
+    sha256: str
+    row_count: int
+    created_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(path: Path, expected_format: str) -> Manifest:
+    """Parse and validate a manifest; raise ``ManifestError`` with the reason when it cannot be trusted."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest unreadable: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise ManifestError("manifest unreadable: not a JSON object")
+    if data.get("format") != expected_format or data.get("format_version") != FORMAT_VERSION:
+        raise ManifestError(
+            f"unknown manifest format/version {data.get('format')!r}/{data.get('format_version')!r}"
+        )
+    missing = [f for f in Manifest.__dataclass_fields__ if f not in data]
+    if missing:
+        raise ManifestError(f"manifest lacks {', '.join(missing)}")
+    data_file = data["data_file"]
+    if not isinstance(data_file, str) or not is_plain_file_name(data_file):
+        raise ManifestError("manifest data_file is not a plain file name")
+    row_count = data["row_count"]
+    if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
+        raise ManifestError("manifest row_count is not a non-negative integer")
+    return Manifest(**{f: data[f] for f in Manifest.__dataclass_fields__})
+
+
+def is_plain_file_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\x00" not in name

@@ -1,0 +1,128 @@
+"""Engine per URL, migrations on first use, transactions, and the bulk load per dialect."""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from kpr_pipeline.settings import redact_url
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or used; the message names ``KPR_WAREHOUSE_URL``."""
+
+
+def normalise_url(url: str) -> str:
+    """A bare ``postgresql://`` (or ``postgres://``) URL uses psycopg2, the driver dagster-postgres brings."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
+class Warehouse:
+    """A warehouse at one URL. Migrations are applied on first use (``ensure_schema``)."""
+
+    def __init__(self, url: str):
+        self.url = normalise_url(url)
+        try:
+            parsed = make_url(self.url)
+        except Exception:  # noqa: BLE001
+            raise WarehouseError(f"KPR_WAREHOUSE_URL is not a valid SQLAlchemy URL: {redact_url(url)!r}.") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "duckdb" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self._engine: Engine | None = None
+        self._migrated = False
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            kwargs = {"pool_pre_ping": True} if self.dialect == "postgresql" else {}
+            self._engine = sa.create_engine(self.url, **kwargs)
+        return self._engine
+
+    @property
+    def is_duckdb(self) -> bool:
+        return self.dialect == "duckdb"
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema to the newest migration (idempotent, cheap once done)."""
+        if self._migrated:
+            return
+        from kpr_pipeline.warehouse.migrate import upgrade
+
+        try:
+            upgrade(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise WarehouseError(
+                f"KPR_WAREHOUSE_URL {redact_url(self.url)} cannot be reached: {_first_line(exc)}."
+            ) from None
+        self._migrated = True
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: everything inside commits together or not at all."""
+        self.ensure_schema()
+        with self.engine.begin() as conn:
+            yield conn
+
+    def query(self, sql: str, **params) -> pd.DataFrame:
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def scalar(self, sql: str, **params):
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """Append ``frame`` to ``table`` inside the caller's transaction, the fast way for each engine.
+
+    DuckDB reads the DataFrame through Arrow in one ``INSERT ... SELECT``; PostgreSQL takes it
+    through ``COPY ... FROM STDIN`` as CSV. Columns are matched by name.
+    """
+    if frame.empty:
+        return 0
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    dialect = conn.dialect.name
+    if dialect == "duckdb":
+        raw = conn.connection.driver_connection
+        view = f"_kpr_bulk_{id(frame)}"
+        raw.register(view, frame)
+        try:
+            raw.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{view}"')
+        finally:
+            raw.unregister(view)
+    elif dialect == "postgresql":
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
+        buffer.seek(0)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.copy_expert(
+                f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer
+            )
+        finally:
+            cursor.close()
+    else:  # pragma: no cover - only the two engines are supported
+        raise WarehouseError(f"KPR_WAREHOUSE_URL uses an unsupported engine {dialect!r}.")
+    return len(frame)
