@@ -119,7 +119,8 @@ class KuhrDefects:
         self.credit_notes: list[pd.Series] = []
         self.duplicate_credit_done = 0
 
-    def _plan(self, delivery_id: str) -> str | None:
+    def plan(self, delivery_id: str) -> str | None:
+        """Decide whether ``delivery_id`` is damaged as a whole (before its rows are made)."""
         if self.rate <= 0:
             return None
         rng = stream(0, "kuhr-file-defect", delivery_id)
@@ -134,9 +135,10 @@ class KuhrDefects:
 
     def rows(self, delivery_id: str, day: dt.date, rows: pd.DataFrame, protected: set[str]) -> pd.DataFrame:
         """Damage rows at the rate (unless the file as a whole will be damaged) and log each fault."""
-        notes = rows[rows["kreditering"] == "1"]
-        if self.rate <= 0 or self._plan(delivery_id) is not None or rows.empty:
-            self._remember_notes(notes)
+        if delivery_id in self.planned:  # the file is lost as a whole: none of its notes counts as delivered
+            return rows
+        if self.rate <= 0 or rows.empty:
+            self._remember_notes(rows[rows["kreditering"] == "1"])
             return rows
         rng = stream(0, "kuhr-row-defects", delivery_id)
         names = list(KUHR_ROW_DEFECTS)

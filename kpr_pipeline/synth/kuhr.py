@@ -277,19 +277,25 @@ class KuhrGenerator:
         return claims, protected
 
     def write_day(self, day: dt.date) -> int:
+        """Write the day's delivery (one in ten days two), with credits and resends that fall due today.
+
+        When a delivery is damaged as a whole, none of its claims gets later events: a credit of a claim
+        the registry never received would be a fault the ground truth does not list.
+        """
         d = to_ordinal(day)
         rng = stream(self.seed, "kuhr-events", day.isoformat())
-        claims, protected = self._schedule_events(rng, self.claims_received(day), d)
+        ids = [f"kuhr_{day:%Y%m%d}_001"] + ([f"kuhr_{day:%Y%m%d}_002"] if rng.random() < 0.1 else [])
+        damaged = [self.defects.plan(delivery_id) for delivery_id in ids]
+        claims, protected = self.claims_received(day), set()
+        if not any(damaged):
+            claims, protected = self._schedule_events(rng, claims, d)
         rows = pd.concat([claims, *self.pending.pop(d, [])], ignore_index=True) if d in self.pending else claims
-        split = rng.random() < 0.1 and len(rows) > 1
-        parts = np.array_split(np.arange(len(rows)), 2) if split else [np.arange(len(rows))]
         written = 0
-        for k, idx in enumerate(parts, start=1):
-            written += self._write_delivery(day, k, rows.iloc[idx].reset_index(drop=True), protected)
+        for delivery_id, idx in zip(ids, np.array_split(np.arange(len(rows)), len(ids))):
+            written += self._write_delivery(delivery_id, day, rows.iloc[idx].reset_index(drop=True), protected)
         return written
 
-    def _write_delivery(self, day: dt.date, number: int, rows: pd.DataFrame, protected: set[str]) -> int:
-        delivery_id = f"kuhr_{day:%Y%m%d}_{number:03d}"
+    def _write_delivery(self, delivery_id: str, day: dt.date, rows: pd.DataFrame, protected: set[str]) -> int:
         rows = self.defects.rows(delivery_id, day, rows, protected)
         data_path = self.dir / f"{delivery_id}.csv.gz"
         columns, rows = self.defects.columns(delivery_id, rows)

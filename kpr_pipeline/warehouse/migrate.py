@@ -13,6 +13,9 @@ from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Not Alembic's default ``alembic_version``: Dagster's PostgreSQL storage keeps its own there, and
+#: the two may share a database.
+VERSION_TABLE = "kpr_schema_version"
 
 
 class AlembicDuckDBImpl(DefaultImpl):
@@ -39,4 +42,4 @@ def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()

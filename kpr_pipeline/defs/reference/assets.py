@@ -1,0 +1,76 @@
+"""Reference data assets: the project's copy of the reference files, loaded into the warehouse."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from kpr_pipeline.domain import reference
+from kpr_pipeline.domain.landing import sha256_file
+from kpr_pipeline.domain.population import parse_ssb_07459
+from kpr_pipeline.warehouse.engine import bulk_insert
+
+GROUP = "reference"
+
+
+def _population() -> pd.DataFrame:
+    frames = []
+    for path in sorted((reference.REFERENCE_DIR / "ssb_07459").glob("*.csv")):
+        frame = parse_ssb_07459(path)
+        frame["source_file"] = path.name
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+#: asset name -> (loader, source files, description)
+REFERENCE_TABLES: dict[str, tuple[Callable[[], pd.DataFrame], list[str], str]] = {
+    "ref_municipalities": (reference.municipalities, ["municipalities.csv"],
+                           "Municipality codes and validity years (SSB via csdata, MIT/NLOD)."),
+    "ref_municipality_changes": (reference.municipality_changes, ["municipality_changes.csv"],
+                                 "Code changes since 2006 with split weights."),
+    "ref_kuhr_takster": (reference.takster, ["kuhr_takster.csv"],
+                         "KUHR tariff codes per service: contact flag, contact type, rank, typical amounts."),
+    "ref_tjenestekoder": (reference.tjenestekoder, ["kpr_tjenestekoder.csv"],
+                          "KPR/IPLOS service codes with group, unit and validity."),
+    "ref_population": (_population, [p.name for p in sorted((reference.REFERENCE_DIR / "ssb_07459").glob("*.csv"))],
+                       "SSB table 07459 population on 1 January by municipality, age and sex."),
+}
+
+
+def replace_table(warehouse, table: str, frame: pd.DataFrame) -> int:
+    """Replace the whole table in one transaction: readers see the old or the new rows, never a mix."""
+    with warehouse.begin() as conn:
+        conn.execute(sa.text(f'DELETE FROM "{table}"'))
+        return bulk_insert(conn, table, frame)
+
+
+def _reference_asset(name: str) -> dg.AssetsDefinition:
+    loader, files, description = REFERENCE_TABLES[name]
+
+    @dg.asset(name=name, group_name=GROUP, description=description, pool=WAREHOUSE_POOL, kinds={"sql"})
+    def _asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        frame = loader()
+        rows = replace_table(warehouse.get(), name, frame)
+        checksums = {f: sha256_file(_source_path(f)) for f in files}
+        return dg.MaterializeResult(
+            metadata={
+                "rows": rows,
+                "source_files": dg.MetadataValue.json(checksums),
+                "attribution": "Statistisk sentralbyrå (SSB), NLOD 2.0; compiled by Folkehelseinstituttet (MIT). "
+                "See kpr_pipeline/reference_data/SOURCES.md.",
+            }
+        )
+
+    return _asset
+
+
+def _source_path(name: str):
+    direct = reference.REFERENCE_DIR / name
+    return direct if direct.exists() else reference.REFERENCE_DIR / "ssb_07459" / name
+
+
+reference_assets = [_reference_asset(name) for name in REFERENCE_TABLES]

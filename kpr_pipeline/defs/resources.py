@@ -1,0 +1,57 @@
+"""Dagster resources: the warehouse and the landing zone, built from the validated settings.
+
+Secrets (pseudonym keys) are never resource config, because run config is stored and shown in the
+UI; domain code reads them from ``kpr_pipeline.settings`` when it needs them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+
+from kpr_pipeline.settings import Settings
+from kpr_pipeline.warehouse import Warehouse
+
+#: Concurrency pool around every asset that writes the warehouse. DuckDB allows one writing process,
+#: so the instance limits this pool to 1 there (deploy/dagster.yaml); PostgreSQL may allow more.
+WAREHOUSE_POOL = "kpr_warehouse"
+
+
+@lru_cache(maxsize=None)
+def _warehouse(url: str) -> Warehouse:
+    return Warehouse(url)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse at ``url`` (KPR_WAREHOUSE_URL); migrations run on first use."""
+
+    url: str
+
+    def get(self) -> Warehouse:
+        warehouse = _warehouse(self.url)
+        warehouse.ensure_schema()
+        return warehouse
+
+
+class LandingZoneResource(dg.ConfigurableResource):
+    """The landing zone (KPR_LANDING_DIR) and the output directory (KPR_OUTPUT_DIR)."""
+
+    landing_dir: str
+    output_dir: str
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.landing_dir)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.output_dir)
+
+
+def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "landing_zone": LandingZoneResource(landing_dir=str(settings.landing_dir), output_dir=str(settings.output_dir)),
+    }

@@ -1,0 +1,91 @@
+"""The vectorised identifier check agrees with python-stdnum on every case it is given."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from stdnum.no import fodselsnummer
+
+from kpr_pipeline.domain import identifiers as ids
+
+
+def _random_numbers(n: int, seed: int) -> list[str]:
+    """Random 11-digit strings, half of them given valid check digits, in every form."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        day = int(rng.integers(0, 80))
+        month = int(rng.choice([rng.integers(0, 14), rng.integers(40, 54), rng.integers(80, 94), rng.integers(14, 99)]))
+        nine = f"{day:02d}{month:02d}{int(rng.integers(0, 100)):02d}{int(rng.integers(0, 1000)):03d}"
+        full = ids.with_check_digits(nine) if rng.random() < 0.5 else None
+        out.append(full or nine + f"{int(rng.integers(0, 100)):02d}")
+    return out
+
+
+def test_fast_path_agrees_with_stdnum_on_every_real_form_case():
+    numbers = _random_numbers(40_000, seed=1)
+    today = dt.date.today()
+    check = ids.check_identifiers(numbers, event_dates=today)
+    real_form = ~check.test_identity
+    expected = np.array([fodselsnummer.is_valid(n) for n in numbers])
+    assert real_form.sum() > 20_000 and expected.sum() > 3_000  # the sample has both outcomes in numbers
+    np.testing.assert_array_equal(check.valid[real_form], expected[real_form])
+
+
+def test_check_digits_agree_with_stdnum_for_test_identities():
+    numbers = [n for n in _random_numbers(40_000, seed=2) if int(n[2:4]) > 80]
+    d, _ = ids.digits_matrix(pd.Series(numbers))
+    ours = ids.check_digits_ok(d)
+    theirs = np.array([
+        n[9] == fodselsnummer.calc_check_digit1(n) and n[10] == fodselsnummer.calc_check_digit2(n) for n in numbers
+    ])
+    assert theirs.sum() > 1000
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def _valid(six: str, first_individual: int = 123) -> str:
+    """The first identifier with date part ``six`` and a usable individual number from ``first_individual``."""
+    for individual in range(first_individual, first_individual + 100):
+        found = ids.with_check_digits(f"{six}{individual:03d}")
+        if found:
+            return found
+    raise AssertionError(six)
+
+
+def test_classification_follows_the_spec_order():
+    fnr = _valid("010190")  # 1 January 1990
+    dnr = _valid("410190")
+    hnr = _valid("014190")
+    test_fnr = _valid("018190")
+    test_dnr = _valid("418190")
+    check = ids.check_identifiers([fnr, dnr, hnr, test_fnr, test_dnr], ["FNR", "DNR", "HNR", "FNR", "DNR"])
+    assert list(check.kind) == ["FNR", "DNR", "HNR", "FNR", "DNR"]
+    assert list(check.test_identity) == [False, False, False, True, True]
+    assert list(check.status) == [ids.OK] * 5
+    assert list(check.birth_year) == [1990] * 5
+
+
+def test_reason_codes():
+    good = _valid("018190")
+    bad_digits = good[:10] + str((int(good[10]) + 1) % 10)
+    future = _valid("018120", 523)  # 2020: individual numbers from 500 give the 2000s
+    check = ids.check_identifiers(
+        [good, bad_digits, "12345", good, future, good],
+        ["FNR", "FNR", "FNR", "HNR", "FNR", "FNR"],
+        event_dates=pd.Series(["2019-01-01"] * 6),
+        production=False,
+    )
+    assert list(check.status[:5]) == [ids.OK, ids.BAD_CHECK_DIGITS, ids.MALFORMED, ids.TYPE_MISMATCH,
+                                      ids.BORN_AFTER_EVENT]
+    prod = ids.check_identifiers([good], ["FNR"], production=True)
+    assert prod.status[0] == ids.TEST_IDENTITY_IN_PRODUCTION
+
+
+def test_century_rules():
+    cases = {("010154", 500): 1854, ("010139", 500): 2039, ("010140", 900): 1940, ("010199", 400): 1999,
+             ("010100", 0): 1900}
+    numbers = [_valid(six, first) for six, first in cases]
+    check = ids.check_identifiers(numbers)
+    assert list(check.birth_year) == list(cases.values())
+    no_century = _valid("010150", 750)  # 750-899 with year >= 40: no century
+    assert ids.check_identifiers([no_century]).status[0] == ids.BAD_BIRTH_DATE

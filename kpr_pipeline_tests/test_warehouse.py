@@ -1,0 +1,67 @@
+"""The warehouse layer on both engines: migrations, bulk loads, transactions."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from kpr_pipeline.warehouse import Warehouse, WarehouseError
+from kpr_pipeline.warehouse.engine import bulk_insert
+from kpr_pipeline.warehouse.migrate import current_revision
+
+SPEC_TABLES = [
+    "kuhr_deliveries", "kuhr_claims", "kuhr_claim_takster", "kuhr_warnings", "kuhr_rejected_rows", "care_submissions",
+    "care_services", "care_rejected_rows", "iplos_extracts", "iplos_services", "iplos_rejected_rows",
+    "quarantine_events",
+]
+
+
+def test_migrations_create_the_spec_tables_and_are_idempotent(warehouse):
+    names = set(sa.inspect(warehouse.engine).get_table_names())
+    assert set(SPEC_TABLES) <= names
+    assert current_revision(warehouse.engine) == "0001"
+    again = Warehouse(warehouse.url)
+    again.ensure_schema()
+    assert current_revision(again.engine) == "0001"
+    again.dispose()
+
+
+def test_bulk_insert_round_trip_keeps_types(warehouse):
+    frame = pd.DataFrame({
+        "delivery_id": ["d1", "d2"],
+        "data_file": ["a;b.csv.gz", 'quote"and,comma'],
+        "sha256": ["0" * 64, "1" * 64],
+        "delivery_date": [dt.date(2024, 3, 15), dt.date(2024, 3, 16)],
+        "status": ["loaded", "quarantined"],
+        "rows_in_file": [10, None],
+        "rows_loaded": [9, 0],
+        "rows_rejected": [1, 0],
+        "rows_duplicate": [0, 0],
+        "processed_at": pd.to_datetime(["2024-03-15T02:10:00+01:00", "2024-03-16T02:10:00+01:00"], utc=True),
+        "reason": [None, "checksum_mismatch"],
+    })
+    frame["rows_in_file"] = frame["rows_in_file"].astype("Int64")
+    with warehouse.begin() as conn:
+        assert bulk_insert(conn, "kuhr_deliveries", frame) == 2
+    back = warehouse.query("SELECT * FROM kuhr_deliveries ORDER BY delivery_id")
+    assert list(back["data_file"]) == ["a;b.csv.gz", 'quote"and,comma']
+    assert pd.isna(back.loc[1, "rows_in_file"]) and back.loc[0, "rows_in_file"] == 10
+    assert pd.isna(back.loc[0, "reason"]) and back.loc[1, "reason"] == "checksum_mismatch"
+    assert str(back.loc[0, "delivery_date"])[:10] == "2024-03-15"
+
+
+def test_a_failed_unit_of_work_leaves_nothing(warehouse):
+    frame = pd.DataFrame({"dataset": ["kuhr"], "path": ["x"], "sha256": ["0" * 64], "status": ["loaded"]})
+    with pytest.raises(RuntimeError):
+        with warehouse.begin() as conn:
+            bulk_insert(conn, "landing_files", frame)
+            raise RuntimeError("crash in the middle")
+    assert warehouse.scalar("SELECT COUNT(*) FROM landing_files") == 0
+
+
+def test_unreachable_warehouse_fails_with_one_sentence_naming_the_setting():
+    w = Warehouse("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(WarehouseError) as err:
+        w.ensure_schema()
+    assert "KPR_WAREHOUSE_URL" in str(err.value) and "secret" not in str(err.value)
