@@ -212,7 +212,7 @@ class CareGenerator:
         age = year - birth_year
         newest = max(s[1] for s in services)
         assessed = min(dt.date(year, 12, 31), newest + dt.timedelta(days=30))
-        scores = function_scores(person, age)
+        scores = function_scores(np.array([person]), np.array([age]))[0]
         lines.append(f'<funksjonsvurdering dato="{assessed.isoformat()}">' + "".join(
             f'<variabel navn="{n}" skaar="{s}"/>' for n, s in zip(model.FUNCTION_VARIABLES, scores)) + "</funksjonsvurdering>")
         for kode, fra, til, timer in services:

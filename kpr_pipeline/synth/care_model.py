@@ -93,10 +93,14 @@ def decisions(pop: Population, persons: np.ndarray, year: int) -> list[list[Deci
     return out
 
 
-def function_scores(person: int, age: int) -> list[int]:
-    h = hash_uniform(np.arange(len(model.FUNCTION_VARIABLES)) + person * 31, 7)
-    base = 1 + min(3.0, max(0.0, (age - 50) / 15))
-    return [9 if x > 0.97 else int(min(5, max(1, round(base + (x - 0.5) * 2.5)))) for x in h]
+def function_scores(persons: np.ndarray, ages: np.ndarray) -> np.ndarray:
+    """Scores 1-5 (9 = not relevant) of the 17 function variables, rising with age; one row per person."""
+    n_var = len(model.FUNCTION_VARIABLES)
+    h = hash_uniform((np.asarray(persons, dtype=np.int64)[:, None] * 31 + np.arange(n_var)[None, :]).ravel(), 7)
+    h = h.reshape(-1, n_var)
+    base = 1 + np.clip((np.asarray(ages, dtype=float)[:, None] - 50) / 15, 0.0, 3.0)
+    scores = np.clip(np.round(base + (h - 0.5) * 2.5), 1, 5).astype(int)
+    return np.where(h > 0.97, 9, scores)
 
 
 def _date(ordinal: int) -> dt.date:

@@ -58,8 +58,9 @@ class IplosGenerator:
         records = []
         ids = pop.identifiers(persons) if len(persons) else []
         pseud = pseudonymise(ids, SYNTHETIC_IPLOS_KEY)
+        all_scores = function_scores(persons, year - pop.birth_year[persons].astype(np.int64)).astype(str)
         for i, p in enumerate(persons):
-            scores = function_scores(int(p), year - int(pop.birth_year[p]))
+            scores = all_scores[i]
             for d in ds[i]:
                 kode = d.kode
                 if year <= 2018 and kode == 4 and hash_uniform(np.array([p]), 9)[0] < 0.3:
@@ -67,7 +68,7 @@ class IplosGenerator:
                 records.append([pseud[i], str(year), codes[p], str(pop.sex[p]), str(pop.birth_year[p]), str(kode),
                                 d.fra.isoformat(), d.til.isoformat() if d.til else "",
                                 f"{d.timer:g}" if d.timer is not None and kode != 16 else "",
-                                *[str(s) for s in scores]])
+                                *scores])
         frame = pd.DataFrame(records, columns=COLUMNS)
         if year == 2017:
             frame = self._plant_changes(frame, extra, dropped, codes)

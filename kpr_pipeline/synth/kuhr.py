@@ -248,25 +248,24 @@ class KuhrGenerator:
         """
         n = len(claims)
         credit = np.flatnonzero(rng.random(n) < model.CREDIT_SHARE)
-        for i in credit:
-            later = d + int(rng.integers(1, 61))
-            original = claims.iloc[[i]]
-            note = original.copy()
-            note["regning_id"] = _guids(rng, 1)
-            note["kreditering"] = "1"
-            note["kreditert_regning_id"] = original["regning_id"].to_numpy()
-            note["egenandel"] = _negate(note["egenandel"])
-            note["refusjon"] = _negate(note["refusjon"])
-            parts = [note]
-            if rng.random() < model.CORRECTION_SHARE:
-                fixed = original.copy()
-                fixed["regning_id"] = _guids(rng, 1)
-                fixed["regningsnummer"] = str(int(rng.integers(1, 10_000_000)))
-                parts.append(fixed)
-            self.pending[later].append(pd.concat(parts, ignore_index=True))
+        if len(credit):
+            originals = claims.iloc[credit].reset_index(drop=True)
+            notes = originals.copy()
+            notes["regning_id"] = _guids(rng, len(credit))
+            notes["kreditering"] = "1"
+            notes["kreditert_regning_id"] = originals["regning_id"]
+            notes["egenandel"] = _negate(notes["egenandel"])
+            notes["refusjon"] = _negate(notes["refusjon"])
+            due = d + rng.integers(1, 61, len(credit))
+            corrected = rng.random(len(credit)) < model.CORRECTION_SHARE
+            fixes = originals[corrected].copy()
+            fixes["regning_id"] = _guids(rng, len(fixes))
+            fixes["regningsnummer"] = rng.integers(1, 10_000_000, len(fixes)).astype(str)
+            events = pd.concat([notes, fixes], ignore_index=True)
+            self._defer(events, np.concatenate([due, due[corrected]]))
         resent = np.flatnonzero(rng.random(n) < model.RESEND_SHARE)
-        for i in resent:
-            self.pending[d + int(rng.integers(1, 11))].append(claims.iloc[[i]].copy())
+        if len(resent):
+            self._defer(claims.iloc[resent].reset_index(drop=True), d + rng.integers(1, 11, len(resent)))
         double = np.flatnonzero(rng.random(n) < model.DOUBLE_SHARE)
         protected = set(claims["regning_id"].iloc[np.concatenate([credit, resent, double])])
         if len(double):
@@ -275,6 +274,11 @@ class KuhrGenerator:
             protected |= set(twins["regning_id"])
             claims = pd.concat([claims, twins], ignore_index=True)
         return claims, protected
+
+    def _defer(self, rows: pd.DataFrame, due: np.ndarray) -> None:
+        """Hold ``rows`` until their delivery day (``due``, one per row); notes come before corrections."""
+        for day in np.unique(due):
+            self.pending[int(day)].append(rows[due == day])
 
     def write_day(self, day: dt.date) -> int:
         """Write the day's delivery (one in ten days two), with credits and resends that fall due today.
@@ -344,7 +348,10 @@ def _money(values: np.ndarray) -> np.ndarray:
 
 
 def _negate(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v if float(v) == 0 else (v[1:] if v.startswith("-") else "-" + v))
+    text = values.astype(str)
+    zero = text.str.fullmatch(r"-?0(\.0+)?")
+    negated = text.where(~text.str.startswith("-"), text.str[1:]).where(text.str.startswith("-"), "-" + text)
+    return negated.where(~zero, text)
 
 
 def delivery_days(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -88,18 +88,19 @@ def _code_table(year: int) -> tuple[np.ndarray, np.ndarray]:
     codes = np.array(reference.municipality_codes_valid(BASE_YEAR), dtype=object)
     options = np.empty((len(codes), 3), dtype=object)
     cumulative = np.ones((len(codes), 3), dtype=np.float64)
-    changes = reference.municipality_changes()
+    predecessors: dict[int, dict[str, list[str]]] = {}
+    for row in reference.municipality_changes().itertuples(index=False):
+        predecessors.setdefault(int(row.effective_year), {}).setdefault(row.new_code, []).append(row.old_code)
     for i, code in enumerate(codes):
         if year >= BASE_YEAR:
             found = sorted(successors(code, BASE_YEAR, year).items())
         else:  # before 2017: the predecessors whose merger made this code, with equal weight
             found = [(code, 1.0)]
-            for eff in sorted(changes["effective_year"].unique(), reverse=True):
+            for eff in sorted(predecessors, reverse=True):
                 if year < eff <= BASE_YEAR:
                     nxt = []
                     for c, w in found:
-                        olds = changes.loc[(changes.effective_year == eff) & (changes.new_code == c), "old_code"].tolist()
-                        olds = olds or [c]
+                        olds = predecessors[eff].get(c, [c])
                         nxt += [(o, w / len(olds)) for o in olds]
                     found = nxt
         found = found[:3]
