@@ -17,7 +17,7 @@ from kpr_pipeline.domain.landing import IPLOS_FORMAT
 from kpr_pipeline.domain.pseudonyms import pseudonymise
 from kpr_pipeline.synth import model
 from kpr_pipeline.synth.care_model import care_users, decisions, function_scores, hash_uniform
-from kpr_pipeline.synth.output import GroundTruth, csv_bytes, manifest_for, write_gzip
+from kpr_pipeline.synth.output import GroundTruth, csv_bytes, manifest_for, open_gzip
 from kpr_pipeline.synth.population import Population, to_ordinal
 from kpr_pipeline.synth.rng import stream
 
@@ -48,12 +48,25 @@ class IplosGenerator:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.kinds_left = list(IPLOS_ROW_DEFECTS)
 
-    def rows(self, year: int) -> pd.DataFrame:
-        pop = self.pop
-        codes = pop.codes_in_year(year)
-        persons = care_users(pop, year, codes)
+    CHUNK_PERSONS = 20_000
+
+    def persons(self, year: int) -> np.ndarray:
+        """The persons of the year's extract (for 2017 with the planted persons in and out)."""
+        codes = self.pop.codes_in_year(year)
+        persons = care_users(self.pop, year, codes)
         if year == 2017:
             persons, extra, dropped = self._plant_persons(persons, codes)
+            pseudonyms = [pseudonymise(self.pop.identifiers(p), SYNTHETIC_IPLOS_KEY) if len(p) else []
+                          for p in (dropped, extra)]
+            for kind, values in zip(("only_kpr", "only_iplos"), pseudonyms):
+                for value in sorted(values):
+                    self.truth.add(dataset="reconciliation_2017", kind=kind, iplos_pseudonym=value)
+            self._extra = set(pseudonyms[1])
+        return persons
+
+    def rows(self, year: int, persons: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+        """The extract rows of ``persons``: one per service decision active in the year."""
+        pop = self.pop
         ds = decisions(pop, persons, year) if len(persons) else []
         records = []
         ids = pop.identifiers(persons) if len(persons) else []
@@ -69,10 +82,7 @@ class IplosGenerator:
                                 d.fra.isoformat(), d.til.isoformat() if d.til else "",
                                 f"{d.timer:g}" if d.timer is not None and kode != 16 else "",
                                 *scores])
-        frame = pd.DataFrame(records, columns=COLUMNS)
-        if year == 2017:
-            frame = self._plant_changes(frame, extra, dropped, codes)
-        return frame
+        return pd.DataFrame(records, columns=COLUMNS)
 
     def _plant_persons(self, persons, codes):
         h = hash_uniform(persons, 11)
@@ -85,15 +95,9 @@ class IplosGenerator:
         kept = np.setdiff1d(persons, dropped)
         return np.union1d(kept, extra), extra, dropped
 
-    def _plant_changes(self, frame, extra, dropped, codes) -> pd.DataFrame:
-        pop = self.pop
-        extra_ps = set(pseudonymise(pop.identifiers(extra), SYNTHETIC_IPLOS_KEY)) if len(extra) else set()
-        for p in pseudonymise(pop.identifiers(dropped), SYNTHETIC_IPLOS_KEY) if len(dropped) else []:
-            self.truth.add(dataset="reconciliation_2017", kind="only_kpr", iplos_pseudonym=p)
-        for p in sorted(extra_ps):
-            self.truth.add(dataset="reconciliation_2017", kind="only_iplos", iplos_pseudonym=p)
-        rng = stream(self.seed, "iplos-2017-changes")
-        in_both = ~frame.pseudonym.isin(extra_ps)
+    def _plant_changes(self, frame: pd.DataFrame, chunk: int) -> pd.DataFrame:
+        rng = stream(self.seed, "iplos-2017-changes", chunk)
+        in_both = ~frame.pseudonym.isin(self._extra)
         shift = in_both & (rng.random(len(frame)) < model.IPLOS_START_SHIFT_SHARE)
         for i in np.flatnonzero(shift):
             days = int(rng.integers(1, 31))
@@ -114,34 +118,51 @@ class IplosGenerator:
         return frame
 
     def write_year(self, year: int) -> int:
-        frame = self.rows(year)
+        """Write the year's extract in chunks of persons, so memory does not grow with the scale."""
         extract_id = f"iplos_{year}"
-        if self.rate > 0 and year != 2017 and len(frame):
-            rng = stream(self.seed, "iplos-row-defects", year)
-            names = list(IPLOS_ROW_DEFECTS)
-            hit = np.flatnonzero(rng.random(len(frame)) < self.rate)
-            extra = rng.choice(len(frame), size=min(len(frame), len(self.kinds_left)), replace=False)
-            for i in sorted(set(hit.tolist()) | set(extra.tolist())):  # every kind at least once, then at the rate
-                name = self.kinds_left.pop(0) if self.kinds_left else names[int(rng.integers(0, len(names)))]
-                reason, fix = IPLOS_ROW_DEFECTS[name]
-                row = frame.iloc[i].to_dict()
-                fix(row)
-                frame.iloc[i] = pd.Series(row)[COLUMNS].to_numpy()
-                self.truth.add(dataset="iplos", level="row", file=f"iplos/{extract_id}.csv.gz", reporting_year=year,
-                               row_number=int(i) + 1, defect=name, expected="reject", reason=reason)
         path = self.dir / f"{extract_id}.csv.gz"
-        write_gzip(path, csv_bytes(frame))
+        codes = self.pop.codes_in_year(year)
+        persons = self.persons(year)
+        n_chunks = max(1, -(-len(persons) // self.CHUNK_PERSONS))
+        written = 0
+        with open_gzip(path) as gz:
+            gz.write(csv_bytes(pd.DataFrame(columns=COLUMNS)))
+            for chunk, part in enumerate(np.array_split(persons, n_chunks)):
+                frame = self.rows(year, part, codes)
+                if year == 2017:
+                    frame = self._plant_changes(frame, chunk)
+                frame = self._damage(year, chunk, frame, written)
+                gz.write(csv_bytes(frame, header=False))
+                written += len(frame)
         extract_date = dt.date(year + 1, 3, 1)
-        manifest = manifest_for(path, IPLOS_FORMAT, extract_id, extract_date.isoformat(), len(frame),
+        manifest = manifest_for(path, IPLOS_FORMAT, extract_id, extract_date.isoformat(), written,
                                 f"{extract_date.isoformat()}T08:00:00+01:00")
         text = manifest.to_json()
         kind = IPLOS_FILE_DEFECTS.get(year) if self.rate > 0 else None
         if kind == "checksum_mismatch":
             text = text.replace(manifest.sha256, "f" * 64)
         elif kind == "row_count_mismatch":
-            text = text.replace(f'"row_count": {len(frame)}', f'"row_count": {len(frame) + 5}')
+            text = text.replace(f'"row_count": {written}', f'"row_count": {written + 5}')
         if kind:
             self.truth.add(dataset="iplos", level="file", file=f"iplos/{path.name}", reporting_year=year, defect=kind,
                            expected="quarantine", reason=kind)
         (self.dir / f"{extract_id}.manifest.json").write_text(text, encoding="utf-8")
-        return len(frame)
+        return written
+
+    def _damage(self, year: int, chunk: int, frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+        """Row faults at the rate (every kind at least once); never in 2017, the reconciliation year."""
+        if self.rate <= 0 or year == 2017 or frame.empty:
+            return frame
+        rng = stream(self.seed, "iplos-row-defects", year, chunk)
+        names = list(IPLOS_ROW_DEFECTS)
+        hit = np.flatnonzero(rng.random(len(frame)) < self.rate)
+        extra = rng.choice(len(frame), size=min(len(frame), len(self.kinds_left)), replace=False)
+        for i in sorted(set(hit.tolist()) | set(extra.tolist())):
+            name = self.kinds_left.pop(0) if self.kinds_left else names[int(rng.integers(0, len(names)))]
+            reason, fix = IPLOS_ROW_DEFECTS[name]
+            row = frame.iloc[i].to_dict()
+            fix(row)
+            frame.iloc[i] = pd.Series(row)[COLUMNS].to_numpy()
+            self.truth.add(dataset="iplos", level="row", file=f"iplos/iplos_{year}.csv.gz", reporting_year=year,
+                           row_number=offset + int(i) + 1, defect=name, expected="reject", reason=reason)
+        return frame

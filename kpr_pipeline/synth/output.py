@@ -18,6 +18,11 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
     return frame.to_csv(sep=";", index=False, header=header, lineterminator="\n").encode("utf-8")
 
 
+def open_gzip(path: Path) -> gzip.GzipFile:
+    """A gzip stream to ``path`` without file name or time stamp in its header (same input, same bytes)."""
+    return gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0, compresslevel=6)
+
+
 def write_gzip(path: Path, payload: bytes) -> None:
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=6) as gz:

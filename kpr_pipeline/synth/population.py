@@ -132,7 +132,7 @@ def _assign_identities(rng: np.random.Generator, birth: np.ndarray, dnr: np.ndar
     high = np.where(years >= 2000, 999, np.where(years >= 1900, 499, 749))
     ident = np.zeros(len(birth), dtype=np.int64)
     todo = np.arange(len(birth))
-    seen: set[int] = set()
+    taken = np.empty(0, dtype=np.int64)  # sorted identities already given out
     while len(todo):
         ind = rng.integers(low[todo], high[todo] + 1)
         nine = ((dd[todo] * 100 + mm[todo]) * 100 + yy[todo]) * 1000 + ind
@@ -144,9 +144,9 @@ def _assign_identities(rng: np.random.Generator, birth: np.ndarray, dnr: np.ndar
         _, first = np.unique(full, return_index=True)
         unique_here = np.zeros(len(full), dtype=bool)
         unique_here[first] = True
-        accepted = ok & unique_here & ~np.isin(full, np.fromiter(seen, dtype=np.int64, count=len(seen)))
+        accepted = ok & unique_here & ~np.isin(full, taken, assume_unique=False)
         ident[todo[accepted]] = full[accepted]
-        seen.update(full[accepted].tolist())
+        taken = np.union1d(taken, full[accepted])
         todo = todo[~accepted]
     return ident
 
