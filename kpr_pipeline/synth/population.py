@@ -119,6 +119,19 @@ def _male_share_by_age() -> np.ndarray:
     return (by["1"] / (by["1"] + by["2"])).reindex(range(106)).to_numpy()
 
 
+def _check_digits(nine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both mod-11 check digits (10 = none possible) of 9-digit numbers, digit by digit to save memory."""
+    s1 = np.zeros(len(nine), dtype=np.int64)
+    s2 = np.zeros(len(nine), dtype=np.int64)
+    for k in range(9):
+        digit = (nine // 10 ** (8 - k)) % 10
+        s1 += W1[k] * digit
+        s2 += W2[k] * digit
+    k1 = (11 - s1 % 11) % 11
+    k2 = (11 - (s2 + W2[9] * k1) % 11) % 11
+    return k1, k2
+
+
 def _assign_identities(rng: np.random.Generator, birth: np.ndarray, dnr: np.ndarray) -> np.ndarray:
     """Unique test identities (month + 80, day + 40 for D-numbers) with valid mod-11 check digits."""
     dates = birth.astype("datetime64[D]")
@@ -136,17 +149,19 @@ def _assign_identities(rng: np.random.Generator, birth: np.ndarray, dnr: np.ndar
     while len(todo):
         ind = rng.integers(low[todo], high[todo] + 1)
         nine = ((dd[todo] * 100 + mm[todo]) * 100 + yy[todo]) * 1000 + ind
-        digits = np.stack([(nine // 10 ** (8 - k)) % 10 for k in range(9)], axis=1)
-        k1 = (11 - (digits @ W1) % 11) % 11
-        k2 = (11 - (np.column_stack([digits, k1]) @ W2) % 11) % 11
+        k1, k2 = _check_digits(nine)
         full = (nine * 10 + k1) * 10 + k2
         ok = (k1 < 10) & (k2 < 10)
-        _, first = np.unique(full, return_index=True)
-        unique_here = np.zeros(len(full), dtype=bool)
-        unique_here[first] = True
-        accepted = ok & unique_here & ~np.isin(full, taken, assume_unique=False)
+        # First occurrence of each number in this batch, and not given out before (sort-based: fast).
+        order = np.argsort(full, kind="stable")
+        ranked = full[order]
+        first_here = np.ones(len(full), dtype=bool)
+        first_here[order[1:]] = ranked[1:] != ranked[:-1]
+        position = np.minimum(np.searchsorted(taken, full), max(len(taken) - 1, 0))
+        already = taken[position] == full if len(taken) else np.zeros(len(full), dtype=bool)
+        accepted = ok & first_here & ~already
         ident[todo[accepted]] = full[accepted]
-        taken = np.union1d(taken, full[accepted])
+        taken = np.sort(np.concatenate([taken, full[accepted]]))
         todo = todo[~accepted]
     return ident
 
