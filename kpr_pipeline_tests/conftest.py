@@ -39,6 +39,29 @@ def pytest_report_header(config):
     return [f"warehouses: duckdb, postgresql ({problem or 'reachable'})"]
 
 
+def _needs_postgres(item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "postgres_database" in item.fixturenames or params.get("warehouse_url") == "postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without PostgreSQL (and outside CI) leave its tests out and say so once, at the end."""
+    problem = postgres_problem()
+    if not problem or IN_CI:
+        return
+    skipped = [i for i in items if _needs_postgres(i)]
+    if skipped:
+        items[:] = [i for i in items if not _needs_postgres(i)]
+        config.hook.pytest_deselected(items=skipped)
+        config._kpr_postgres_skipped = (len(skipped), problem)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    count, problem = getattr(config, "_kpr_postgres_skipped", (0, None))
+    if count:
+        terminalreporter.write_line(f"{problem}: {count} tests not run (set KPR_TEST_POSTGRES_URL).", yellow=True)
+
+
 def require_postgres() -> None:
     problem = postgres_problem()
     if problem:

@@ -80,7 +80,8 @@ def generate(options: GenerateOptions) -> GenerateSummary:
     care = CareGenerator(pop, options.seed, out, truth, options.defects)
     iplos = IplosGenerator(pop, options.seed, out, truth, options.defects)
     total = len(days) + sum(len(care.municipalities(y)) for y in care_years) + len(IPLOS_YEARS)
-    bar = tqdm(total=total, desc="generate", unit="unit", disable=not options.progress, file=sys.stderr)
+    # disable=None: a bar on a terminal, nothing in logs and pipes.
+    bar = tqdm(total=total, desc="generate", unit="unit", disable=None if options.progress else True, file=sys.stderr)
     for day in days:
         kuhr.write_day(day)
         bar.update(1)
