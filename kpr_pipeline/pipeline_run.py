@@ -17,9 +17,8 @@ from kpr_pipeline.settings import Settings
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_DAGSTER_HOME = Path("data/dagster_home")
-#: The jobs of a full run, in dependency order.
-RUN_JOBS = ["reference_job"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -43,7 +42,7 @@ class RunSummary:
             f"assets materialised: {self.assets_materialized}",
             f"checks: {self.checks_passed} passed, {len(self.checks_failed)} failed {self.checks_failed or ''}".rstrip(),
         ]
-        out += [f"{table}: {count} rows" for table, count in self.warehouse_counts.items()]
+        out += [f"{name}: {count}" for name, count in self.warehouse_counts.items()]
         return out
 
 
@@ -57,25 +56,62 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=None, first=None, last=None) -> None:
+    """One job, in-process; a partition range runs as one run (the assets' single-run backfill policy)."""
+    label = f"{name} [{first}..{last}]" if first else name
+    echo(f"running {label} ...")
+    tags = {RANGE_START: first, RANGE_END: last} if first else None
+    config = {**QUIET, **(run_config or {})}
+    result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False,
+                                                           run_config=config, tags=tags)
+    (summary.jobs_succeeded if result.success else summary.jobs_failed).append(label)
+    summary.assets_materialized += len(result.get_asset_materialization_events())
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            summary.checks_passed += 1
+        else:
+            label_check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            summary.checks_failed.append(label_check)
+            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                summary.checks_failed_blocking.append(label_check)
+
+
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
+    """Reference data, then every ready KUHR delivery not yet processed, then the months they changed."""
+    import datetime as dt
+
+    from kpr_pipeline.defs.kuhr.sensors import ONLY_NEW
     from kpr_pipeline.definitions import build_definitions
+    from kpr_pipeline.ingest.kuhr import DATASET, partition_date, ready_manifests, unprocessed
+    from kpr_pipeline.ingest.landing_zone import processed_files
 
     defs = build_definitions(settings)
-    summary = RunSummary()
-    for name in RUN_JOBS:
-        echo(f"running {name} ...")
-        result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
-        (summary.jobs_succeeded if result.success else summary.jobs_failed).append(name)
-        summary.assets_materialized += len(result.get_asset_materialization_events())
-        for evaluation in result.get_asset_check_evaluations():
-            if evaluation.passed:
-                summary.checks_passed += 1
-            else:
-                label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                summary.checks_failed.append(label)
-                if evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                    summary.checks_failed_blocking.append(label)
     warehouse = defs.resources["warehouse"].get()
-    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "care_services", "iplos_services"):
+    summary = RunSummary()
+    started = dt.datetime.now(dt.timezone.utc)
+    _execute(defs, "reference_job", instance, summary, echo)
+
+    new = unprocessed(ready_manifests(settings.landing_dir), processed_files(warehouse, DATASET))
+    echo(f"KUHR: {len(new)} new deliveries ready")
+    if new:
+        dates = sorted(partition_date(m) for m, _ in new)
+        _execute(defs, "kuhr_delivery_job", instance, summary, echo, ONLY_NEW, dates[0].isoformat(),
+                 dates[-1].isoformat())
+        months = warehouse.query("SELECT MIN(treatment_month) AS a, MAX(treatment_month) AS b FROM kuhr_touched_months "
+                                 "WHERE processed_at >= :t", t=started).iloc[0]
+        if months["a"] is not None and not (isinstance(months["a"], float)):
+            _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
+
+    counts = warehouse.query(
+        "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "
+        "COALESCE(SUM(rows_rejected), 0) AS rejected, COALESCE(SUM(rows_duplicate), 0) AS duplicate "
+        "FROM kuhr_deliveries GROUP BY status")
+    for row in counts.itertuples():
+        summary.warehouse_counts[f"KUHR files {row.status}"] = int(row.files)
+        if row.status == "loaded":
+            summary.warehouse_counts["KUHR rows loaded"] = int(row.loaded)
+            summary.warehouse_counts["KUHR rows rejected"] = int(row.rejected)
+            summary.warehouse_counts["KUHR rows duplicate (resends)"] = int(row.duplicate)
+    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "kuhr_month_summary"):
         summary.warehouse_counts[table] = int(warehouse.scalar(f'SELECT COUNT(*) FROM "{table}"'))
     return summary

@@ -1,6 +1,7 @@
 """Asset checks built from data contracts: Great Expectations results as ``AssetCheckResult``."""
 
-from __future__ import annotations
+
+from typing import Callable
 
 import dagster as dg
 
@@ -8,10 +9,13 @@ from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.quality.contracts import load_contract
 
 
-def contract_check(asset: dg.AssetsDefinition | str, contract_name: str) -> dg.AssetChecksDefinition:
+def contract_check(asset: dg.AssetsDefinition | str, contract_name: str,
+                   rows_sql: Callable[[dg.AssetCheckExecutionContext], tuple[str, dict]] | None = None,
+                   ) -> dg.AssetChecksDefinition:
     """A check that validates the asset's table against ``data_contracts/<contract_name>.yaml``.
 
-    ERROR contracts are blocking: a failure stops downstream assets in the same run.
+    ``rows_sql`` chooses the rows (for a partitioned asset: those the run wrote); by default the
+    whole table. ERROR contracts are blocking: a failure stops downstream assets in the same run.
     """
     contract = load_contract(contract_name)
     blocking = contract.severity == "ERROR"
@@ -22,10 +26,11 @@ def contract_check(asset: dg.AssetsDefinition | str, contract_name: str) -> dg.A
         description=f"Data contract {contract_name}: {contract.description}",
         blocking=blocking,
     )
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         from kpr_pipeline.quality.gx import validate_frame
 
-        frame = warehouse.get().query(f'SELECT * FROM "{contract.table}"')
+        sql, params = rows_sql(context) if rows_sql else (f'SELECT * FROM "{contract.table}"', {})
+        frame = warehouse.get().query(sql, **params)
         outcome = validate_frame(frame, contract)
         return dg.AssetCheckResult(
             passed=outcome.success,

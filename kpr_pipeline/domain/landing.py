@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -15,7 +16,11 @@ KNOWN_FORMATS = frozenset({KUHR_FORMAT, IPLOS_FORMAT})
 
 
 class ManifestError(ValueError):
-    """The manifest cannot be trusted; the message is the quarantine reason."""
+    """The manifest cannot be trusted: ``code`` is the reason code, the message says why."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -46,22 +51,26 @@ def read_manifest(path: Path, expected_format: str) -> Manifest:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest unreadable: {type(exc).__name__}") from None
+        raise ManifestError("manifest_unreadable", f"manifest unreadable: {type(exc).__name__}") from None
     if not isinstance(data, dict):
-        raise ManifestError("manifest unreadable: not a JSON object")
+        raise ManifestError("manifest_unreadable", "manifest unreadable: not a JSON object")
     if data.get("format") != expected_format or data.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(
-            f"unknown manifest format/version {data.get('format')!r}/{data.get('format_version')!r}"
-        )
+        raise ManifestError("manifest_unknown_format", "unknown manifest format or format version")
     missing = [f for f in Manifest.__dataclass_fields__ if f not in data]
     if missing:
-        raise ManifestError(f"manifest lacks {', '.join(missing)}")
+        raise ManifestError("manifest_invalid", f"manifest lacks {', '.join(missing)}")
     data_file = data["data_file"]
     if not isinstance(data_file, str) or not is_plain_file_name(data_file):
-        raise ManifestError("manifest data_file is not a plain file name")
+        raise ManifestError("data_file_not_plain", "manifest data_file is not a plain file name")
     row_count = data["row_count"]
     if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
-        raise ManifestError("manifest row_count is not a non-negative integer")
+        raise ManifestError("manifest_invalid", "manifest row_count is not a non-negative integer")
+    try:
+        dt.date.fromisoformat(str(data["delivery_date"]))
+    except ValueError:
+        raise ManifestError("manifest_invalid", "manifest delivery_date is not an ISO date") from None
+    if not isinstance(data["sha256"], str) or len(data["sha256"]) != 64:
+        raise ManifestError("manifest_invalid", "manifest sha256 is not 64 hex characters")
     return Manifest(**{f: data[f] for f in Manifest.__dataclass_fields__})
 
 

@@ -26,6 +26,7 @@ FILE_REASONS = {
     "municipality_not_valid_in_year": "The reporting municipality is not valid in the reporting year.",
     "antall_brukere_mismatch": "antallBrukere differs from the number of bruker elements.",
     "file_too_large": "The data file expands beyond the size limit.",
+    "csv_malformed": "The CSV cannot be parsed (a row with the wrong number of fields or broken quoting).",
 }
 
 # --- KPR-KUHR rows ----------------------------------------------------------------------

@@ -79,6 +79,12 @@ class Warehouse:
             result = conn.execute(sa.text(sql), params)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    @staticmethod
+    def query_in(conn: Connection, sql: str, **params) -> pd.DataFrame:
+        """A query inside the caller's transaction."""
+        result = conn.execute(sa.text(sql), params)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
     def scalar(self, sql: str, **params):
         self.ensure_schema()
         with self.engine.connect() as conn:
@@ -92,6 +98,16 @@ class Warehouse:
 
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+LOOKUP_TABLE = "kpr_lookup"
+
+
+def fill_lookup(conn: Connection, values) -> None:
+    """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins)."""
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR)"))
+    conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
+    bulk_insert(conn, LOOKUP_TABLE, pd.DataFrame({"v": pd.unique(pd.Series(list(values), dtype="object").astype(str))}))
 
 
 def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:

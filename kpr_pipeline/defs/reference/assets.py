@@ -1,6 +1,5 @@
 """Reference data assets: the project's copy of the reference files, loaded into the warehouse."""
 
-from __future__ import annotations
 
 from typing import Callable
 

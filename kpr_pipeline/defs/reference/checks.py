@@ -1,6 +1,5 @@
 """Checks on the reference tables as loaded into the warehouse."""
 
-from __future__ import annotations
 
 import dagster as dg
 

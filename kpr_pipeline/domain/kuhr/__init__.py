@@ -1,0 +1,1 @@
+"""KPR-KUHR deliveries (spec/kuhr-delivery.md): reading, row rules, and loading."""

@@ -1,0 +1,420 @@
+"""Loading one KPR-KUHR delivery: verify, read in chunks, apply the rules, pseudonymise, load.
+
+One delivery is one transaction: what it loaded before is deleted first, so processing it again
+replaces it exactly. The raw identifier exists only inside ``_load_chunk``: it is pseudonymised
+there and never stored, logged or raised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kpr_pipeline.domain.kuhr import format as fmt
+from kpr_pipeline.domain.kuhr.rules import check_rows, message_for
+from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest, sha256_file
+from kpr_pipeline.domain.pseudonyms import pseudonymise
+from kpr_pipeline.ingest.landing_zone import FileFault, now, quarantine, record_quarantine, register_file
+from kpr_pipeline.warehouse import Warehouse
+from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup
+
+DATASET = "kuhr"
+CHUNK_ROWS = 200_000
+#: Stop reading a data file that expands beyond this (a gzip bomb); national daily files are far smaller.
+MAX_EXPANDED_BYTES = 8 * 1024**3
+CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
+
+
+@dataclass
+class DeliveryResult:
+    delivery_id: str
+    status: str  # loaded | quarantined
+    delivery_date: dt.date | None = None
+    rows_in_file: int | None = None
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    reason: str | None = None
+    months: set[dt.date] = field(default_factory=set)  # treatment months whose counted claims changed
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def ready_manifests(landing: Path) -> list[Path]:
+    """Manifests in ``<landing>/kuhr/``: a delivery is ready when its manifest exists."""
+    folder = landing / DATASET
+    return sorted(p for p in folder.glob(f"*{MANIFEST_SUFFIX}") if p.is_file()) if folder.is_dir() else []
+
+
+def delivery_id_of(manifest_path: Path) -> str:
+    return manifest_path.name[: -len(MANIFEST_SUFFIX)]
+
+
+def partition_date(manifest_path: Path) -> dt.date:
+    """The delivery-date partition of a delivery: its manifest's delivery_date, or for a manifest that
+    cannot be read the date in its name (``kuhr_YYYYMMDD_NNN``), or else today, so it is still quarantined."""
+    try:
+        return dt.date.fromisoformat(json.loads(manifest_path.read_text(encoding="utf-8"))["delivery_date"])
+    except Exception:  # noqa: BLE001 - unreadable manifests are quarantined by process_delivery
+        pass
+    try:
+        return dt.datetime.strptime(manifest_path.name.split("_")[1], "%Y%m%d").date()
+    except (IndexError, ValueError):
+        return dt.date.today()
+
+
+def manifest_data_file(manifest: Path) -> Path | None:
+    """The data file a manifest names, if it is a plain name (read leniently; validation comes later)."""
+    try:
+        name = json.loads(manifest.read_text(encoding="utf-8")).get("data_file")
+    except Exception:  # noqa: BLE001 - an unreadable manifest is still a delivery to quarantine
+        return None
+    return manifest.parent / name if isinstance(name, str) and "/" not in name and "\\" not in name else None
+
+
+def unprocessed(manifests: list[Path], registry: dict[str, str]) -> list[tuple[Path, str]]:
+    """(manifest, data file SHA-256) of the deliveries whose content the registry does not have."""
+    out = []
+    for manifest in manifests:
+        data = manifest_data_file(manifest)
+        sha = sha256_file(data) if data is not None and data.is_file() else "unreadable"
+        if data is None or registry.get(f"{DATASET}/{data.name}") != sha:
+            out.append((manifest, sha))
+    return out
+
+
+def deliveries_on(landing: Path, dates: set[dt.date]) -> list[Path]:
+    """The ready deliveries whose partition is one of ``dates``, in delivery order."""
+    return [m for m in ready_manifests(landing) if partition_date(m) in dates]
+
+
+def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, production: bool, key: str,
+                     run_id: str | None = None) -> DeliveryResult:
+    """Load the delivery of ``manifest_path`` or quarantine it; never raises for bad input."""
+    delivery_id = delivery_id_of(manifest_path)
+    try:
+        manifest = read_manifest(manifest_path, KUHR_FORMAT)
+    except ManifestError as exc:
+        return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, exc.code, str(exc), None,
+                           None, run_id)
+    data_path = manifest_path.parent / manifest.data_file
+    delivery_id = manifest.delivery_id if manifest.delivery_id else delivery_id
+    if not data_path.is_file() or data_path.is_symlink():
+        return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, "data_file_missing",
+                           "the data file named by the manifest is missing", None, manifest, run_id)
+    actual = sha256_file(data_path)
+    if actual != manifest.sha256:
+        return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, "checksum_mismatch",
+                           "SHA-256 of the data file differs from the manifest", None, manifest, run_id)
+    try:
+        with warehouse.begin() as conn:
+            result = _load(conn, warehouse, delivery_id, manifest, data_path, production, key)
+            register_file(conn, DATASET, f"{DATASET}/{data_path.name}", actual, data_path.stat().st_size, "loaded",
+                          delivery_id, run_id)
+        return result
+    except FileFault as fault:  # the transaction rolled back: nothing of the file stays loaded
+        return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, fault.code,
+                           fault.detail, actual, manifest, run_id)
+
+
+def _quarantine(warehouse, landing, delivery_id, files, reason_for, code, detail, sha, manifest: Manifest | None,
+                run_id) -> DeliveryResult:
+    event = quarantine(landing, files, reason_for, code, detail, files[0] if files[0] != reason_for or sha else None)
+    with warehouse.begin() as conn:
+        _delete_delivery(conn, delivery_id)
+        record_quarantine(conn, DATASET, event)
+        bulk_insert(conn, "kuhr_deliveries", pd.DataFrame({
+            "delivery_id": [delivery_id], "data_file": [manifest.data_file if manifest else None],
+            "sha256": [event.sha256], "delivery_date": [dt.date.fromisoformat(manifest.delivery_date) if manifest else None],
+            "status": ["quarantined"], "rows_in_file": [manifest.row_count if manifest else None],
+            "rows_loaded": [0], "rows_rejected": [0], "rows_duplicate": [0], "processed_at": [now()], "reason": [code],
+        }))
+        register_file(conn, DATASET, event.path, event.sha256 or "", None, "quarantined", delivery_id, run_id)
+    return DeliveryResult(delivery_id, "quarantined", dt.date.fromisoformat(manifest.delivery_date) if manifest else None,
+                          manifest.row_count if manifest else None, reason=code)
+
+
+def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
+    """Delete what the delivery loaded before; return the originals its credit notes had credited."""
+    credited = conn.execute(sa.text(
+        "SELECT kreditert_regning_id FROM kuhr_claims WHERE delivery_id = :d AND kreditering"), {"d": delivery_id})
+    originals = {r[0] for r in credited}
+    for table in (*CLAIM_TABLES, "kuhr_deliveries"):
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE delivery_id = :d"), {"d": delivery_id})
+    return originals
+
+
+def read_chunks(data_path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Rows of the data file as text, in chunks; file-level problems raise ``FileFault``."""
+    raw = open(data_path, "rb")
+    stream = _LimitedReader(gzip.GzipFile(fileobj=raw) if data_path.name.endswith(".gz") else raw)
+    try:
+        reader = pd.read_csv(stream, sep=";", quotechar='"', dtype=str, keep_default_na=False, na_filter=False,
+                             encoding="utf-8-sig", chunksize=chunk_rows, engine="c")
+        first = True
+        for chunk in reader:
+            if first:
+                missing = [c for c in fmt.REQUIRED_COLUMNS if c not in chunk.columns]
+                if missing:
+                    raise FileFault("missing_required_column", f"missing columns: {', '.join(missing)}")
+                first = False
+            yield chunk
+        if first:  # header only, or not even a header
+            raise FileFault("missing_required_column", "no header")
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        if isinstance(exc, FileFault):
+            raise
+        raise FileFault("compression_error", type(exc).__name__) from None
+    except UnicodeDecodeError:
+        raise FileFault("encoding_error") from None
+    except pd.errors.EmptyDataError:
+        raise FileFault("missing_required_column", "empty file") from None
+    except pd.errors.ParserError as exc:
+        if "size limit" in str(exc):
+            raise FileFault("file_too_large") from None
+        raise FileFault("csv_malformed", "CSV parse error") from None
+    finally:
+        stream.close()
+        raw.close()
+
+
+class _LimitedReader:
+    """A read-only stream that stops a file expanding beyond ``MAX_EXPANDED_BYTES`` (gzip bombs)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size if size and size > 0 else 1 << 20)
+        self.read_bytes += len(data)
+        if self.read_bytes > MAX_EXPANDED_BYTES:
+            raise pd.errors.ParserError("size limit exceeded")
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.inner.readline(size)
+
+
+def _load(conn: Connection, warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path,
+          production: bool, key: str) -> DeliveryResult:
+    delivery_date = dt.date.fromisoformat(manifest.delivery_date)
+    result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
+    previous_months = {_as_date(r[0]) for r in conn.execute(sa.text(
+        "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d AND behandlingsmaaned IS NOT NULL"),
+        {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
+    recheck = _delete_delivery(conn, delivery_id)
+    seen = np.empty(0, dtype=np.uint64)  # hashes of regning_ids loaded by this delivery so far
+    credit_notes: list[pd.DataFrame] = []
+    unknown_columns: set[str] = set()
+    offset = 0
+    for chunk in read_chunks(data_path):
+        unknown_columns |= set(chunk.columns) - set(fmt.KNOWN_COLUMNS)
+        seen, notes = _load_chunk(conn, delivery_id, delivery_date, chunk, offset, production, key, seen, result)
+        credit_notes.append(notes)
+        offset += len(chunk)
+    if offset != manifest.row_count:
+        raise FileFault("row_count_mismatch", f"{offset} data rows, manifest says {manifest.row_count}")
+    notes = pd.concat(credit_notes, ignore_index=True) if credit_notes else pd.DataFrame()
+    recheck |= _load_credit_notes(conn, delivery_id, notes, result)
+    _mark_credited(conn, recheck)
+    _mark_suspected_doubles(conn, delivery_id)
+    months = conn.execute(sa.text(
+        "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d OR regning_id IN "
+        "(SELECT kreditert_regning_id FROM kuhr_claims WHERE delivery_id = :d AND kreditering)"), {"d": delivery_id})
+    result.months = {_as_date(r[0]) for r in months if r[0] is not None} | previous_months
+    if result.months:
+        bulk_insert(conn, "kuhr_touched_months", pd.DataFrame({
+            "delivery_id": delivery_id, "treatment_month": sorted(result.months), "processed_at": now()}))
+    reason = f"unknown columns ignored: {', '.join(sorted(unknown_columns))}" if unknown_columns else None
+    bulk_insert(conn, "kuhr_deliveries", pd.DataFrame({
+        "delivery_id": [delivery_id], "data_file": [manifest.data_file], "sha256": [manifest.sha256],
+        "delivery_date": [delivery_date], "status": ["loaded"], "rows_in_file": [manifest.row_count],
+        "rows_loaded": [result.rows_loaded], "rows_rejected": [result.rows_rejected],
+        "rows_duplicate": [result.rows_duplicate], "processed_at": [now()], "reason": [reason],
+    }))
+    return result
+
+
+def _as_date(value) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _existing(conn: Connection, column: str, values: pd.Series, where: str = "") -> set[str]:
+    """Which of ``values`` exist in ``kuhr_claims.<column>`` (optionally with a condition)."""
+    if values.empty:
+        return set()
+    fill_lookup(conn, values)
+    rows = conn.execute(sa.text(
+        f"SELECT DISTINCT c.{column} FROM kuhr_claims c JOIN kpr_lookup l ON c.{column} = l.v {where}"))
+    return {r[0] for r in rows}
+
+
+def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: int, production: bool, key: str,
+                seen: np.ndarray, result: DeliveryResult) -> tuple[np.ndarray, pd.DataFrame]:
+    n = len(chunk)
+    chunk = chunk.reset_index(drop=True)
+    checked = check_rows(chunk, delivery_date, production)
+    pid = pseudonymise(chunk["pasient_id"], key)  # the raw identifier stops here
+    rejected = checked.rejected
+    row_number = offset + np.arange(1, n + 1)
+
+    # Resends: a regning_id already loaded (by an earlier delivery, or earlier in this one) is a duplicate.
+    ids = chunk["regning_id"]
+    hashes = pd.util.hash_array(ids.to_numpy(dtype=object))
+    in_warehouse = ids.isin(_existing(conn, "regning_id", ids[~rejected])).to_numpy()
+    earlier_here = np.isin(hashes, seen)
+    first_in_chunk = ~pd.Series(hashes).where(~rejected).duplicated().to_numpy() | rejected
+    duplicate = ~rejected & (in_warehouse | earlier_here | ~first_in_chunk)
+
+    is_credit = checked.typed["kreditering"].to_numpy(dtype=bool)
+    load = ~rejected & ~duplicate & ~is_credit
+    notes = ~rejected & ~duplicate & is_credit
+    seen = np.concatenate([seen, hashes[load | notes]])
+
+    result.rows_duplicate += int(duplicate.sum())
+    result.rows_rejected += int(rejected.sum())
+    for code, mask in checked.reasons.items():
+        if mask.any():
+            result.reasons[code] = result.reasons.get(code, 0) + int(mask.sum())
+
+    claims = _claims_frame(chunk, checked, pid, delivery_id, row_number)
+    _insert_claims(conn, claims[load], checked, load, chunk, delivery_id, row_number)
+    result.rows_loaded += int(load.sum())
+
+    if rejected.any():
+        idx = np.flatnonzero(rejected)
+        codes = checked.reason_lists(idx)
+        record = chunk.iloc[idx].copy()
+        record["pasient_id"] = pid[idx]
+        bulk_insert(conn, "kuhr_rejected_rows", pd.DataFrame({
+            "delivery_id": delivery_id, "row_number": row_number[idx],
+            "reasons": [",".join(c) for c in codes], "message": [message_for(c) for c in codes],
+            "record": [json.dumps(r, ensure_ascii=False) for r in record.to_dict(orient="records")],
+        }))
+    pending = claims[notes].copy()
+    pending["_record"] = [json.dumps(r, ensure_ascii=False) for r in
+                          chunk[notes].assign(pasient_id=pid[notes]).to_dict(orient="records")]
+    pending["_warnings"] = [[w for w, m in checked.warnings.items() if m[i]] for i in np.flatnonzero(notes)]
+    pending["_takster"] = [checked.takster[checked.takster["row"] == i][["takst", "antall"]] for i in np.flatnonzero(notes)]
+    return seen, pending
+
+
+def _claims_frame(chunk, checked, pid, delivery_id, row_number) -> pd.DataFrame:
+    t = checked.typed
+    return pd.DataFrame({
+        "regning_id": chunk["regning_id"], "delivery_id": delivery_id, "row_number": row_number,
+        "regningsnummer": pd.to_numeric(chunk["regningsnummer"], errors="coerce").astype("Int64"),
+        "pid": pid, "pasient_id_type": chunk["pasient_id_type"], "kjonn": chunk["kjonn"],
+        "fodselsaar": pd.Series(t["fodselsaar"]).astype("Int64"), "bostedskommune": chunk["bostedskommune"],
+        "praksis_id": chunk["praksis_id"], "praksistype": chunk["praksistype"], "tjeneste": chunk["tjeneste"],
+        "behandler_hpr": chunk["behandler_hpr"], "praksiskommune": chunk["praksiskommune"],
+        "tidspunkt": t["tidspunkt"], "behandlingsmaaned": t["behandlingsmaaned"],
+        "mottatt_dato": t["mottatt_dato"], "kreditering": t["kreditering"],
+        "kreditert_regning_id": chunk["kreditert_regning_id"].where(chunk["kreditert_regning_id"] != "", None),
+        "fritak_egenandel": (chunk["fritak_egenandel"] if "fritak_egenandel" in chunk.columns
+                             else pd.Series([""] * len(chunk))).replace("", None),
+        "egenandel": t["egenandel"], "refusjon": t["refusjon"], "is_contact": t["is_contact"],
+        "kontakttype": t["kontakttype"], "hoveddiagnose": t["hoveddiagnose"], "late": t["late"],
+        "credited": False, "suspected_double": False,
+    })
+
+
+def _insert_claims(conn, claims: pd.DataFrame, checked, load: np.ndarray, chunk, delivery_id, row_number) -> None:
+    if claims.empty:
+        return
+    bulk_insert(conn, "kuhr_claims", claims)
+    rows = np.flatnonzero(load)
+    takster = checked.takster[np.isin(checked.takster["row"].to_numpy(), rows)]
+    bulk_insert(conn, "kuhr_claim_takster", pd.DataFrame({
+        "regning_id": chunk["regning_id"].to_numpy()[takster["row"].to_numpy()], "delivery_id": delivery_id,
+        "takst": takster["takst"].to_numpy(), "antall": takster["antall"].to_numpy()}))
+    diag = checked.diagnoser[np.isin(checked.diagnoser["row"].to_numpy(dtype=np.int64), rows)]
+    if len(diag):
+        bulk_insert(conn, "kuhr_claim_diagnoser", pd.DataFrame({
+            "regning_id": chunk["regning_id"].to_numpy()[diag["row"].to_numpy(dtype=np.int64)],
+            "delivery_id": delivery_id, "position": diag["position"].to_numpy(), "system": diag["system"].to_numpy(),
+            "kode": diag["kode"].to_numpy()}))
+    frames = []
+    for reason, mask in checked.warnings.items():
+        hit = np.flatnonzero(mask & load)
+        if len(hit):
+            frames.append(pd.DataFrame({"delivery_id": delivery_id, "row_number": row_number[hit],
+                                        "regning_id": chunk["regning_id"].to_numpy()[hit], "reason": reason}))
+    if frames:
+        bulk_insert(conn, "kuhr_warnings", pd.concat(frames, ignore_index=True))
+
+
+def _load_credit_notes(conn, delivery_id: str, notes: pd.DataFrame, result: DeliveryResult) -> set[str]:
+    """Credit notes after every normal claim of the delivery is in: their originals may come later in the file."""
+    if notes.empty:
+        return set()
+    originals = notes["kreditert_regning_id"].astype(str)
+    normal = _existing(conn, "regning_id", originals, "WHERE NOT c.kreditering")
+    credited_before = _existing(conn, "kreditert_regning_id", originals, "WHERE c.kreditering")
+    orphan = ~originals.isin(normal).to_numpy()
+    duplicate = originals.isin(credited_before).to_numpy() | originals.duplicated().to_numpy()
+    bad = orphan | duplicate
+    good = notes[~bad].drop(columns=["_record", "_warnings", "_takster"])
+    if len(good):
+        bulk_insert(conn, "kuhr_claims", good)
+        takster = [t.assign(regning_id=r, delivery_id=delivery_id)
+                   for t, r in zip(notes["_takster"][~bad], notes["regning_id"][~bad])]
+        bulk_insert(conn, "kuhr_claim_takster", pd.concat(takster, ignore_index=True)[
+            ["regning_id", "delivery_id", "takst", "antall"]])
+        warn = [(rn, rid, w) for rn, rid, ws in zip(notes["row_number"][~bad], notes["regning_id"][~bad],
+                                                    notes["_warnings"][~bad]) for w in ws]
+        if warn:
+            bulk_insert(conn, "kuhr_warnings", pd.DataFrame(warn, columns=["row_number", "regning_id", "reason"]).assign(
+                delivery_id=delivery_id))
+    if bad.any():
+        codes = [["orphan_credit"] if o else ["duplicate_credit"] for o in orphan[bad]]
+        bulk_insert(conn, "kuhr_rejected_rows", pd.DataFrame({
+            "delivery_id": delivery_id, "row_number": notes["row_number"][bad].to_numpy(),
+            "reasons": [c[0] for c in codes], "message": [message_for(c) for c in codes],
+            "record": notes["_record"][bad].to_numpy()}))
+        for c in codes:
+            result.reasons[c[0]] = result.reasons.get(c[0], 0) + 1
+    result.rows_loaded += int((~bad).sum())
+    result.rows_rejected += int(bad.sum())
+    return set(originals)
+
+
+def _mark_credited(conn, originals: set[str]) -> None:
+    """``credited`` is true exactly when a loaded credit note annuls the regning."""
+    if not originals:
+        return
+    fill_lookup(conn, sorted(originals))
+    conn.execute(sa.text(
+        "UPDATE kuhr_claims SET credited = EXISTS (SELECT 1 FROM kuhr_claims n WHERE n.kreditering "
+        "AND n.kreditert_regning_id = kuhr_claims.regning_id) "
+        "WHERE regning_id IN (SELECT v FROM kpr_lookup) AND NOT kreditering"))
+
+
+def _mark_suspected_doubles(conn, delivery_id: str) -> None:
+    """Normal claims sharing practice, bill number, time and person are suspected doubles (never cleared)."""
+    conn.execute(sa.text(
+        "UPDATE kuhr_claims SET suspected_double = TRUE WHERE NOT kreditering AND NOT suspected_double"
+        " AND pid IN (SELECT pid FROM kuhr_claims WHERE delivery_id = :d AND NOT kreditering) AND EXISTS ("
+        " SELECT 1 FROM kuhr_claims o WHERE NOT o.kreditering AND o.regning_id <> kuhr_claims.regning_id"
+        " AND o.praksis_id = kuhr_claims.praksis_id AND o.regningsnummer = kuhr_claims.regningsnummer"
+        " AND o.tidspunkt = kuhr_claims.tidspunkt AND o.pid = kuhr_claims.pid"
+        " AND (o.delivery_id = :d OR kuhr_claims.delivery_id = :d))"), {"d": delivery_id})
