@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpr_pipeline.domain import identifiers, reference
 from kpr_pipeline.domain.kuhr import format as fmt
@@ -195,7 +197,9 @@ def check_rows(rows: pd.DataFrame, delivery_date: dt.date, production: bool) -> 
     warnings["unknown_diagnosis"] = diag_ok & diagnoser.str.contains(
         rf"(?:^|\|)ICPC2:[{_NON_CHAPTER}]", regex=True).fillna(False).to_numpy(dtype=bool)
     diagnoses = _diagnoses(diagnoser, diag_ok)
-    hoveddiagnose = diagnoser.str.split("|").str[0].str.split(":").str[1].where(diag_ok, None)
+    hoveddiagnose = np.full(n, None, dtype=object)
+    main = diagnoses[diagnoses["position"] == 1]
+    hoveddiagnose[main["row"].to_numpy()] = main["kode"].to_numpy()
 
     month = local.dt.tz_localize(None).dt.to_period("M").dt.start_time.to_numpy().astype("datetime64[D]")
     late_from = (local.dt.tz_localize(None).dt.to_period("M") + 7).dt.start_time.to_numpy().astype("datetime64[D]")
@@ -217,15 +221,28 @@ def check_rows(rows: pd.DataFrame, delivery_date: dt.date, production: bool) -> 
     return CheckedRows(reasons=reasons, warnings=warnings, typed=typed, takster=takster, diagnoser=diagnoses)
 
 
+def _split_items(values: pd.Series, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Explode ``a:b|c:d`` lists of the ``ok`` rows with Arrow: (row, position, left, right) per item."""
+    rows = np.flatnonzero(ok)
+    arr = pa.array(values.to_numpy(dtype=object)[rows], type=pa.string())
+    lists = pc.split_pattern(arr, "|")
+    flat = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy()
+    pairs = pc.split_pattern(flat, ":", max_splits=1)
+    left = pc.list_element(pairs, 0).to_numpy(zero_copy_only=False)
+    right = pc.list_element(pairs, 1).to_numpy(zero_copy_only=False)
+    row = rows[parent] if len(parent) else np.empty(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(parent)) + 1] if len(parent) else np.empty(0, dtype=np.int64)
+    position = np.arange(len(parent)) - np.repeat(starts, np.diff(np.r_[starts, len(parent)])) + 1
+    return row.astype(np.int64), position, left, right
+
+
 def _takster(values: pd.Series, tjeneste: pd.Series, known_service: np.ndarray):
     n = len(values)
     ok = values.str.fullmatch(fmt.TAKSTER).fillna(False).to_numpy(dtype=bool)
-    position = np.arange(n)
-    items = pd.DataFrame({"row": position[ok], "item": values[ok].str.split("|").to_numpy()}).explode("item")
-    parts = items["item"].str.split(":", n=1)
-    items = pd.DataFrame({"row": items["row"].to_numpy(dtype=np.int64), "takst": parts.str[0].to_numpy(),
-                          "antall": parts.str[1].astype(int).to_numpy()})
-    items["tjeneste"] = tjeneste.to_numpy()[items["row"].to_numpy()]
+    row, _, takst, antall = _split_items(values, ok)
+    items = pd.DataFrame({"row": row, "takst": takst, "antall": antall.astype(np.int64)})
+    items["tjeneste"] = tjeneste.to_numpy(dtype=object)[row]
     merged = items.merge(_tariff(), on=["tjeneste", "takst"], how="left")
     unknown_item = merged["typisk"].isna().to_numpy()
     unknown = np.zeros(n, dtype=bool)
@@ -244,11 +261,5 @@ def _takster(values: pd.Series, tjeneste: pd.Series, known_service: np.ndarray):
 
 
 def _diagnoses(values: pd.Series, ok: np.ndarray) -> pd.DataFrame:
-    position = np.arange(len(values))
-    items = pd.DataFrame({"row": position[ok], "item": values[ok].str.split("|").to_numpy()}).explode("item")
-    if items.empty:
-        return pd.DataFrame(columns=["row", "position", "system", "kode"])
-    items["position"] = items.groupby("row").cumcount() + 1
-    parts = items["item"].str.split(":", n=1)
-    return pd.DataFrame({"row": items["row"].to_numpy(dtype=np.int64), "position": items["position"].to_numpy(),
-                         "system": parts.str[0].to_numpy(), "kode": parts.str[1].to_numpy()})
+    row, position, system, kode = _split_items(values, ok)
+    return pd.DataFrame({"row": row, "position": position, "system": system, "kode": kode})
