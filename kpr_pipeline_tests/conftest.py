@@ -136,3 +136,23 @@ def small_landing(tmp_path_factory) -> Path:
     generate(GenerateOptions(out=out, seed=7, scale=0.0005, start="2017-01", end="2018-02", defects=0.02,
                              progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def kuhr_landing_source(tmp_path_factory) -> Path:
+    """Three months of KUHR deliveries with faults (copied per test: processing moves quarantined files)."""
+    from kpr_pipeline.synth.generator import GenerateOptions, generate
+
+    out = tmp_path_factory.mktemp("kuhr_landing")
+    generate(GenerateOptions(out=out, seed=11, scale=0.0005, start="2017-01", end="2017-03", defects=0.03,
+                             progress=False))
+    return out
+
+
+@pytest.fixture
+def kuhr_landing(kuhr_landing_source, tmp_path) -> Path:
+    import shutil
+
+    target = tmp_path / "landing"
+    shutil.copytree(kuhr_landing_source, target)
+    return target

@@ -17,7 +17,13 @@ def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsy
     assert (tmp_path / "data/landing/kuhr").is_dir()
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    assert "checks: 8 passed, 0 failed" in out
+    assert "0 failed" in out.split("jobs:")[1].splitlines()[0]
+    assert "KUHR: 64 new deliveries ready" in out and "KUHR files loaded: 64" in out
+    loaded = [line for line in out.splitlines() if "KUHR rows loaded" in line]
+    assert main(["run"]) == 0  # a second run finds nothing new and changes nothing
+    again = capsys.readouterr().out
+    assert "KUHR: 0 new deliveries ready" in again and "KUHR files loaded: 64" in again
+    assert loaded == [line for line in again.splitlines() if "KUHR rows loaded" in line]
     assert (tmp_path / "data/warehouse.duckdb").exists()
     assert (tmp_path / "data/dagster_home/dagster.yaml").exists()
 

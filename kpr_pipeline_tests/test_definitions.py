@@ -5,7 +5,7 @@ import dagster as dg
 from kpr_pipeline.definitions import build_definitions, defs
 
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
-                   "ref_population"}
+                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -15,6 +15,14 @@ EXPECTED_CHECKS = {
     ("ref_tjenestekoder", "contract_ref_tjenestekoder"),
     ("ref_population", "contract_ref_population"),
     ("ref_population", "population_covers_valid_codes"),
+    ("kuhr_deliveries", "contract_kuhr_claims"),
+    ("kuhr_deliveries", "contract_kuhr_deliveries"),
+    ("kuhr_deliveries", "kuhr_accounting"),
+    ("kuhr_deliveries", "kuhr_no_raw_identifier"),
+    ("kuhr_deliveries", "kuhr_reject_rate"),
+    ("kuhr_deliveries", "kuhr_late_share"),
+    ("kuhr_deliveries", "kuhr_gp_without_diagnosis"),
+    ("kuhr_deliveries", "kuhr_volume_vs_recent"),
 }
 
 
@@ -28,7 +36,12 @@ def test_snapshot_of_asset_and_check_keys():
     checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
     assert assets == EXPECTED_ASSETS
     assert checks == EXPECTED_CHECKS
-    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"reference_job"}
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
+        "reference_job", "kuhr_delivery_job", "kuhr_month_job"}
+    assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor"}
+    partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
+    assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
+    assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"
 
 
 def test_every_warehouse_writer_is_in_the_warehouse_pool():

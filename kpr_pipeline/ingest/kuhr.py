@@ -103,9 +103,11 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
     delivery_id = delivery_id_of(manifest_path)
     try:
         manifest = read_manifest(manifest_path, KUHR_FORMAT)
-    except ManifestError as exc:
-        return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, exc.code, str(exc), None,
-                           None, run_id)
+    except ManifestError as exc:  # the data file is found by name: it cannot be left waiting for a manifest
+        siblings = [manifest_path.parent / f"{delivery_id}{ext}" for ext in (".csv.gz", ".csv")]
+        data = next((p for p in siblings if p.is_file()), None)
+        return _quarantine(warehouse, landing, delivery_id, [manifest_path, *siblings], manifest_path, exc.code,
+                           str(exc), data, None, run_id)
     data_path = manifest_path.parent / manifest.data_file
     delivery_id = manifest.delivery_id if manifest.delivery_id else delivery_id
     if not data_path.is_file() or data_path.is_symlink():
@@ -114,7 +116,7 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
     actual = sha256_file(data_path)
     if actual != manifest.sha256:
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, "checksum_mismatch",
-                           "SHA-256 of the data file differs from the manifest", None, manifest, run_id)
+                           "SHA-256 of the data file differs from the manifest", data_path, manifest, run_id)
     try:
         with warehouse.begin() as conn:
             result = _load(conn, warehouse, delivery_id, manifest, data_path, production, key)
@@ -123,12 +125,13 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
         return result
     except FileFault as fault:  # the transaction rolled back: nothing of the file stays loaded
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, fault.code,
-                           fault.detail, actual, manifest, run_id)
+                           fault.detail, data_path, manifest, run_id)
 
 
-def _quarantine(warehouse, landing, delivery_id, files, reason_for, code, detail, sha, manifest: Manifest | None,
-                run_id) -> DeliveryResult:
-    event = quarantine(landing, files, reason_for, code, detail, files[0] if files[0] != reason_for or sha else None)
+def _quarantine(warehouse, landing, delivery_id, files, reason_for, code, detail, data_file: Path | None,
+                manifest: Manifest | None, run_id) -> DeliveryResult:
+    """Move the files to quarantine/ and record it; ``data_file`` (if any) is hashed for the reason file."""
+    event = quarantine(landing, files, reason_for, code, detail, data_file)
     with warehouse.begin() as conn:
         _delete_delivery(conn, delivery_id)
         record_quarantine(conn, DATASET, event)
