@@ -19,7 +19,7 @@ from kpr_pipeline.synth.population import build_population
 
 DEFAULT_SCALE = 0.001
 DEFAULT_START = "2017-01"
-DEFAULT_END = "2018-12"
+DEFAULT_END = "2017-12"
 GENERATOR_FILE = "generator.json"
 OUTPUTS = ("kuhr", "helse_omsorg", "iplos", GROUND_TRUTH_FILE, GENERATOR_FILE)
 

@@ -40,10 +40,13 @@ def kuhr_delivery_sensor(context: dg.SensorEvaluationContext, landing_zone: Land
     cursor = json.loads(context.cursor) if context.cursor else {"watermark": 0.0}
     registry = processed_files(warehouse.get(), DATASET)
     found, newest = new_deliveries(landing_zone.landing, cursor["watermark"], registry)
+    by_date: dict[str, list[str]] = {}
+    for manifest, sha in found:  # one run per delivery date, however many files arrived for it
+        by_date.setdefault(partition_date(manifest).isoformat(), []).append(f"{delivery_id_of(manifest)}:{sha}")
     requests = [
-        dg.RunRequest(run_key=f"{delivery_id_of(m)}:{sha}", partition_key=partition_date(m).isoformat(),
-                      run_config=ONLY_NEW, tags={"kpr/delivery": delivery_id_of(m)})
-        for m, sha in found
+        dg.RunRequest(run_key="|".join(sorted(keys)), partition_key=date, run_config=ONLY_NEW,
+                      tags={"kpr/deliveries": ",".join(k.split(":")[0] for k in sorted(keys))[:200]})
+        for date, keys in sorted(by_date.items())
     ]
     # Keep the watermark one second back, so a file written within the same second is not missed.
     context.update_cursor(json.dumps({"watermark": max(cursor["watermark"], newest - 1.0)}))
