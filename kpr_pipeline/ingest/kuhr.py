@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +119,9 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, "checksum_mismatch",
                            "SHA-256 of the data file differs from the manifest", data_path, manifest, run_id)
     try:
-        with warehouse.begin() as conn:
-            result = _load(conn, warehouse, delivery_id, manifest, data_path, production, key)
-            register_file(conn, DATASET, f"{DATASET}/{data_path.name}", actual, data_path.stat().st_size, "loaded",
-                          delivery_id, run_id)
-        return result
-    except FileFault as fault:  # the transaction rolled back: nothing of the file stays loaded
+        return _load(warehouse, delivery_id, manifest, data_path, production, key,
+                     (f"{DATASET}/{data_path.name}", actual, data_path.stat().st_size, run_id))
+    except FileFault as fault:  # nothing of the file was published
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, fault.code,
                            fault.detail, data_path, manifest, run_id)
 
@@ -217,25 +215,55 @@ class _LimitedReader:
         return self.inner.readline(size)
 
 
-def _load(conn: Connection, warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path,
-          production: bool, key: str) -> DeliveryResult:
+STAGED = ("kuhr_claims", "kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows")
+
+
+def _clear_stage(warehouse: Warehouse, delivery_id: str) -> None:
+    with warehouse.begin() as conn:
+        for table in STAGED:
+            conn.execute(sa.text(f"DELETE FROM stage_{table} WHERE delivery_id = :d"), {"d": delivery_id})
+
+
+def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, production: bool, key: str,
+          registry_entry: tuple) -> DeliveryResult:
+    """Stage the delivery chunk by chunk (each chunk committed), then publish it in one transaction."""
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
+    load_id = uuid.uuid4().hex
+    _clear_stage(warehouse, delivery_id)  # what a crashed attempt left behind
+    try:
+        seen = np.empty(0, dtype=np.uint64)  # hashes of regning_ids loaded by this delivery so far
+        credit_notes: list[pd.DataFrame] = []
+        unknown_columns: set[str] = set()
+        offset = 0
+        for chunk in read_chunks(data_path):
+            unknown_columns |= set(chunk.columns) - set(fmt.KNOWN_COLUMNS)
+            with warehouse.begin() as conn:
+                seen, notes = _load_chunk(conn, delivery_id, delivery_date, chunk, offset, production, key, seen,
+                                          result, load_id)
+            credit_notes.append(notes)
+            offset += len(chunk)
+        if offset != manifest.row_count:
+            raise FileFault("row_count_mismatch", f"{offset} data rows, manifest says {manifest.row_count}")
+        with warehouse.begin() as conn:
+            _publish(conn, delivery_id, delivery_date, manifest, load_id, credit_notes, unknown_columns, result)
+            register_file(conn, DATASET, *registry_entry[:3], "loaded", delivery_id, registry_entry[3])
+        return result
+    finally:
+        _clear_stage(warehouse, delivery_id)
+
+
+def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, load_id: str, credit_notes,
+             unknown_columns, result: DeliveryResult) -> None:
+    """The delivery's one transaction: replace what it loaded before with the staged rows, then credits."""
     previous_months = {_as_date(r[0]) for r in conn.execute(sa.text(
         "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d AND behandlingsmaaned IS NOT NULL"),
         {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
     recheck = _delete_delivery(conn, delivery_id)
-    seen = np.empty(0, dtype=np.uint64)  # hashes of regning_ids loaded by this delivery so far
-    credit_notes: list[pd.DataFrame] = []
-    unknown_columns: set[str] = set()
-    offset = 0
-    for chunk in read_chunks(data_path):
-        unknown_columns |= set(chunk.columns) - set(fmt.KNOWN_COLUMNS)
-        seen, notes = _load_chunk(conn, delivery_id, delivery_date, chunk, offset, production, key, seen, result)
-        credit_notes.append(notes)
-        offset += len(chunk)
-    if offset != manifest.row_count:
-        raise FileFault("row_count_mismatch", f"{offset} data rows, manifest says {manifest.row_count}")
+    for table in STAGED:
+        columns = ", ".join(_columns(conn, table))
+        conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} WHERE load_id = :l"),
+                     {"l": load_id})
     notes = pd.concat(credit_notes, ignore_index=True) if credit_notes else pd.DataFrame()
     recheck |= _load_credit_notes(conn, delivery_id, notes, result)
     _mark_credited(conn, recheck)
@@ -254,25 +282,35 @@ def _load(conn: Connection, warehouse: Warehouse, delivery_id: str, manifest: Ma
         "rows_loaded": [result.rows_loaded], "rows_rejected": [result.rows_rejected],
         "rows_duplicate": [result.rows_duplicate], "processed_at": [now()], "reason": [reason],
     }))
-    return result
+
+
+_COLUMNS: dict[tuple[str, str], list[str]] = {}
+
+
+def _columns(conn: Connection, table: str) -> list[str]:
+    key = (conn.dialect.name, table)
+    if key not in _COLUMNS:
+        _COLUMNS[key] = [f'"{c}"' for c in conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys()]
+    return _COLUMNS[key]
 
 
 def _as_date(value) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _existing(conn: Connection, column: str, values: pd.Series, where: str = "") -> set[str]:
+def _existing(conn: Connection, column: str, values: pd.Series, where: str = "", **params) -> set[str]:
     """Which of ``values`` exist in ``kuhr_claims.<column>`` (optionally with a condition)."""
     if values.empty:
         return set()
     fill_lookup(conn, values)
     rows = conn.execute(sa.text(
-        f"SELECT DISTINCT c.{column} FROM kuhr_claims c JOIN kpr_lookup l ON c.{column} = l.v {where}"))
+        f"SELECT DISTINCT c.{column} FROM kuhr_claims c JOIN kpr_lookup l ON c.{column} = l.v {where}"), params)
     return {r[0] for r in rows}
 
 
 def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: int, production: bool, key: str,
-                seen: np.ndarray, result: DeliveryResult) -> tuple[np.ndarray, pd.DataFrame]:
+                seen: np.ndarray, result: DeliveryResult, load_id: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Check, pseudonymise and stage one chunk; credit notes are returned for after the whole file."""
     n = len(chunk)
     chunk = chunk.reset_index(drop=True)
     checked = check_rows(chunk, delivery_date, production)
@@ -283,7 +321,8 @@ def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: i
     # Resends: a regning_id already loaded (by an earlier delivery, or earlier in this one) is a duplicate.
     ids = chunk["regning_id"]
     hashes = pd.util.hash_array(ids.to_numpy(dtype=object))
-    in_warehouse = ids.isin(_existing(conn, "regning_id", ids[~rejected])).to_numpy()
+    in_warehouse = ids.isin(_existing(conn, "regning_id", ids[~rejected], "WHERE c.delivery_id <> :d",
+                                      d=delivery_id)).to_numpy()
     earlier_here = np.isin(hashes, seen)
     first_in_chunk = ~pd.Series(hashes).where(~rejected).duplicated().to_numpy() | rejected
     duplicate = ~rejected & (in_warehouse | earlier_here | ~first_in_chunk)
@@ -300,7 +339,7 @@ def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: i
             result.reasons[code] = result.reasons.get(code, 0) + int(mask.sum())
 
     claims = _claims_frame(chunk, checked, pid, delivery_id, row_number)
-    _insert_claims(conn, claims[load], checked, load, chunk, delivery_id, row_number)
+    _stage_claims(conn, claims[load], checked, load, chunk, delivery_id, row_number, load_id)
     result.rows_loaded += int(load.sum())
 
     if rejected.any():
@@ -308,10 +347,11 @@ def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: i
         codes = checked.reason_lists(idx)
         record = chunk.iloc[idx].copy()
         record["pasient_id"] = pid[idx]
-        bulk_insert(conn, "kuhr_rejected_rows", pd.DataFrame({
+        bulk_insert(conn, "stage_kuhr_rejected_rows", pd.DataFrame({
             "delivery_id": delivery_id, "row_number": row_number[idx],
             "reasons": [",".join(c) for c in codes], "message": [message_for(c) for c in codes],
             "record": [json.dumps(r, ensure_ascii=False) for r in record.to_dict(orient="records")],
+            "load_id": load_id,
         }))
     pending = claims[notes].copy()
     pending["_record"] = [json.dumps(r, ensure_ascii=False) for r in
@@ -341,21 +381,22 @@ def _claims_frame(chunk, checked, pid, delivery_id, row_number) -> pd.DataFrame:
     })
 
 
-def _insert_claims(conn, claims: pd.DataFrame, checked, load: np.ndarray, chunk, delivery_id, row_number) -> None:
+def _stage_claims(conn, claims: pd.DataFrame, checked, load: np.ndarray, chunk, delivery_id, row_number,
+                  load_id: str) -> None:
     if claims.empty:
         return
-    bulk_insert(conn, "kuhr_claims", claims)
+    bulk_insert(conn, "stage_kuhr_claims", claims.assign(load_id=load_id))
     rows = np.flatnonzero(load)
     takster = checked.takster[np.isin(checked.takster["row"].to_numpy(), rows)]
-    bulk_insert(conn, "kuhr_claim_takster", pd.DataFrame({
+    bulk_insert(conn, "stage_kuhr_claim_takster", pd.DataFrame({
         "regning_id": chunk["regning_id"].to_numpy()[takster["row"].to_numpy()], "delivery_id": delivery_id,
-        "takst": takster["takst"].to_numpy(), "antall": takster["antall"].to_numpy()}))
+        "takst": takster["takst"].to_numpy(), "antall": takster["antall"].to_numpy(), "load_id": load_id}))
     diag = checked.diagnoser[np.isin(checked.diagnoser["row"].to_numpy(dtype=np.int64), rows)]
     if len(diag):
-        bulk_insert(conn, "kuhr_claim_diagnoser", pd.DataFrame({
+        bulk_insert(conn, "stage_kuhr_claim_diagnoser", pd.DataFrame({
             "regning_id": chunk["regning_id"].to_numpy()[diag["row"].to_numpy(dtype=np.int64)],
             "delivery_id": delivery_id, "position": diag["position"].to_numpy(), "system": diag["system"].to_numpy(),
-            "kode": diag["kode"].to_numpy()}))
+            "kode": diag["kode"].to_numpy(), "load_id": load_id}))
     frames = []
     for reason, mask in checked.warnings.items():
         hit = np.flatnonzero(mask & load)
@@ -363,7 +404,7 @@ def _insert_claims(conn, claims: pd.DataFrame, checked, load: np.ndarray, chunk,
             frames.append(pd.DataFrame({"delivery_id": delivery_id, "row_number": row_number[hit],
                                         "regning_id": chunk["regning_id"].to_numpy()[hit], "reason": reason}))
     if frames:
-        bulk_insert(conn, "kuhr_warnings", pd.concat(frames, ignore_index=True))
+        bulk_insert(conn, "stage_kuhr_warnings", pd.concat(frames, ignore_index=True).assign(load_id=load_id))
 
 
 def _load_credit_notes(conn, delivery_id: str, notes: pd.DataFrame, result: DeliveryResult) -> set[str]:
