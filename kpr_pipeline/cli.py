@@ -82,7 +82,11 @@ def _generate(out, seed, scale, start, end, defects, progress) -> int:
 
 
 def _run(settings: Settings) -> int:
+    import warnings
+
     import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy is beta; users need not see it
 
     from kpr_pipeline.pipeline_run import ensure_dagster_home, run_pipeline
     from kpr_pipeline.warehouse import Warehouse
