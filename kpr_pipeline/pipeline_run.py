@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from kpr_pipeline.settings import Settings
 
@@ -28,13 +29,12 @@ class RunSummary:
     assets_materialized: int = 0
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
+    checks_failed_blocking: list[str] = field(default_factory=list)
     warehouse_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.jobs_failed and not self.checks_failed_blocking
-
-    checks_failed_blocking: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [
@@ -99,7 +99,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
                  dates[-1].isoformat())
         months = warehouse.query("SELECT MIN(treatment_month) AS a, MAX(treatment_month) AS b FROM kuhr_touched_months "
                                  "WHERE processed_at >= :t", t=started).iloc[0]
-        if months["a"] is not None and not (isinstance(months["a"], float)):
+        if pd.notna(months["a"]):
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
 
     counts = warehouse.query(

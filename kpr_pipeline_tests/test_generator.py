@@ -1,14 +1,10 @@
 """The synthetic landing zone: spec formats, determinism, test identities only, faults listed."""
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from lxml import etree

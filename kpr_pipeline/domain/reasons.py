@@ -114,6 +114,3 @@ CARE_WARNINGS = {
 
 ALL_REASONS = {**FILE_REASONS, **KUHR_ROW_REASONS, **KUHR_WARNINGS, **CARE_RECORD_REASONS, **CARE_WARNINGS}
 
-
-def describe(code: str) -> str:
-    return ALL_REASONS[code]

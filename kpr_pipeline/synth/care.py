@@ -16,7 +16,7 @@ import numpy as np
 
 from kpr_pipeline.domain import reference
 from kpr_pipeline.synth import model
-from kpr_pipeline.synth.care_model import HOUR_BASED, Decision, care_users, decisions, function_scores, hash_uniform
+from kpr_pipeline.synth.care_model import Decision, care_users, decisions, function_scores, hash_uniform
 from kpr_pipeline.synth.output import GroundTruth
 from kpr_pipeline.synth.population import Population
 from kpr_pipeline.synth.rng import stream

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -109,6 +109,3 @@ def generate(options: GenerateOptions) -> GenerateSummary:
         care_files=care.files_written, iplos_rows=iplos_rows, ground_truth_records=records,
     )
 
-
-def summary_dict(summary: GenerateSummary) -> dict:
-    return asdict(summary)

@@ -44,9 +44,6 @@ class CheckedRows:
             out |= mask
         return out
 
-    def reasons_of(self, row: int) -> list[str]:
-        return [code for code, mask in self.reasons.items() if mask[row]]
-
     def reason_lists(self, rows: np.ndarray) -> list[list[str]]:
         codes = list(self.reasons)
         matrix = np.column_stack([self.reasons[c][rows] for c in codes]) if codes else np.zeros((len(rows), 0), bool)
