@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kpr_pipeline.defs.kuhr.definitions import defs as kuhr_defs
-from kpr_pipeline.defs.reference.definitions import defs as reference_defs
+from kpr_pipeline.defs.care import definitions as care
+from kpr_pipeline.defs.care.schedules import care_schedules
+from kpr_pipeline.defs.kuhr import definitions as kuhr
+from kpr_pipeline.defs.reference import definitions as reference
 from kpr_pipeline.defs.resources import resources_for
 from kpr_pipeline.settings import Settings, get_settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
-    return dg.Definitions.merge(reference_defs, kuhr_defs, dg.Definitions(resources=resources_for(settings)))
+    return dg.Definitions.merge(
+        reference.defs, kuhr.defs, care.defs,
+        dg.Definitions(schedules=care_schedules(settings.production), resources=resources_for(settings)))
 
 
 defs = build_definitions()

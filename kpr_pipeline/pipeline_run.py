@@ -72,16 +72,20 @@ def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=No
         else:
             label_check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             summary.checks_failed.append(label_check)
-            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            if evaluation.blocking:
                 summary.checks_failed_blocking.append(label_check)
 
 
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
-    """Reference data, then every ready KUHR delivery not yet processed, then the months they changed."""
+    """Reference data, then every ready KUHR delivery not yet processed and the months they changed, then
+    every municipal report not yet processed and its year's completeness."""
     import datetime as dt
 
+    from kpr_pipeline.defs.care.partitions import reporting_year_partitions
+    from kpr_pipeline.defs.care.sensors import only_new
     from kpr_pipeline.defs.kuhr.sensors import ONLY_NEW
     from kpr_pipeline.definitions import build_definitions
+    from kpr_pipeline.ingest import care
     from kpr_pipeline.ingest.kuhr import DATASET, partition_date, ready_manifests, unprocessed
     from kpr_pipeline.ingest.landing_zone import processed_files
 
@@ -102,6 +106,14 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         if pd.notna(months["a"]):
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
 
+    years = set(reporting_year_partitions.get_partition_keys())
+    reports = [p for p in care.unprocessed(care.report_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
+               if p.parent.name in years]
+    echo(f"KPR-helse og omsorg: {len(reports)} new municipal reports ready")
+    if reports:
+        report_years = sorted(p.parent.name for p in reports)
+        _execute(defs, "care_year_job", instance, summary, echo, only_new(), report_years[0], report_years[-1])
+
     counts = warehouse.query(
         "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "
         "COALESCE(SUM(rows_rejected), 0) AS rejected, COALESCE(SUM(rows_duplicate), 0) AS duplicate "
@@ -112,6 +124,17 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
             summary.warehouse_counts["KUHR rows loaded"] = int(row.loaded)
             summary.warehouse_counts["KUHR rows rejected"] = int(row.rejected)
             summary.warehouse_counts["KUHR rows duplicate (resends)"] = int(row.duplicate)
-    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "kuhr_month_summary"):
+    care_counts = warehouse.query(
+        "SELECT status, COUNT(*) AS files, COALESCE(SUM(persons), 0) AS persons, "
+        "COALESCE(SUM(rows_rejected), 0) AS rejected FROM care_submissions GROUP BY status ORDER BY status")
+    for row in care_counts.itertuples():
+        summary.warehouse_counts[f"municipal reports {row.status}"] = int(row.files)
+        if row.status == "current":
+            summary.warehouse_counts["municipal report persons (current)"] = int(row.persons)
+            summary.warehouse_counts["municipal report rows rejected (current)"] = int(row.rejected)
+    missing = warehouse.query("SELECT reporting_year, missing FROM care_reporting_years ORDER BY reporting_year")
+    for row in missing.itertuples():
+        summary.warehouse_counts[f"municipalities missing for {row.reporting_year}"] = int(row.missing)
+    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "kuhr_month_summary", "care_services"):
         summary.warehouse_counts[table] = int(warehouse.scalar(f'SELECT COUNT(*) FROM "{table}"'))
     return summary

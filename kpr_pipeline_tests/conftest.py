@@ -149,10 +149,35 @@ def kuhr_landing_source(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def kuhr_landing(kuhr_landing_source, tmp_path) -> Path:
+def _private_copy(source: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a shared landing zone (processing moves quarantined files)."""
     import shutil
 
     target = tmp_path / "landing"
-    shutil.copytree(kuhr_landing_source, target)
+    shutil.copytree(source, target)
     return target
+
+
+@pytest.fixture
+def kuhr_landing(kuhr_landing_source, tmp_path) -> Path:
+    return _private_copy(kuhr_landing_source, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def care_landing_source(tmp_path_factory) -> Path:
+    """Municipal reports for 2019 with every kind of fault the generator plants (no KUHR, no IPLOS)."""
+    from kpr_pipeline.synth.care import CareGenerator
+    from kpr_pipeline.synth.output import GroundTruth
+    from kpr_pipeline.synth.population import build_population
+
+    out = tmp_path_factory.mktemp("care_landing")
+    truth = GroundTruth(out)
+    care = CareGenerator(build_population(5, 0.001), 5, out, truth, 0.03)
+    care.write_year(2019)
+    truth.flush()
+    return out
+
+
+@pytest.fixture
+def care_landing(care_landing_source, tmp_path) -> Path:
+    return _private_copy(care_landing_source, tmp_path)

@@ -8,6 +8,7 @@ and for test identities against ``calc_check_digit1/2`` on the digits as written
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,3 +159,14 @@ def with_check_digits(first_nine: str) -> str | None:
     if k2 == 10:
         return None
     return f"{first_nine}{k1}{k2}"
+
+
+_ELEVEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{11}(?![0-9])")
+
+
+def identifiers_in_texts(texts) -> tuple[int, int]:
+    """(11-digit strings, of which valid identifiers or test identities) in free texts: a leak detector."""
+    candidates = [m for text in texts for m in _ELEVEN_DIGITS.findall(str(text))]
+    if not candidates:
+        return 0, 0
+    return len(candidates), int(np.sum(check_identifiers(pd.Series(candidates)).status == OK))

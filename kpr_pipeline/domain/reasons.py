@@ -27,6 +27,8 @@ FILE_REASONS = {
     "antall_brukere_mismatch": "antallBrukere differs from the number of bruker elements.",
     "file_too_large": "The data file expands beyond the size limit.",
     "csv_malformed": "The CSV cannot be parsed (a row with the wrong number of fields or broken quoting).",
+    "file_name_invalid": "The report's file name is not kpr_ho_<year>_<kommunenummer>_<YYYYMMDDTHHMMSS>.xml in its year folder.",
+    "not_a_regular_file": "The landing file is a symbolic link or not a regular file; it is not read.",
 }
 
 # --- KPR-KUHR rows ----------------------------------------------------------------------
@@ -114,3 +116,7 @@ CARE_WARNINGS = {
 
 ALL_REASONS = {**FILE_REASONS, **KUHR_ROW_REASONS, **KUHR_WARNINGS, **CARE_RECORD_REASONS, **CARE_WARNINGS}
 
+
+def message_for_codes(codes: list[str]) -> str:
+    """The sentences of ``codes``, for a rejected row's ``message``."""
+    return " ".join(ALL_REASONS.get(c, c) for c in codes)

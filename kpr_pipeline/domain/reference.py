@@ -55,11 +55,16 @@ def valid_in_year(frame: pd.DataFrame, year: int, start: str, end: str) -> pd.Se
 
 def municipality_codes_valid(year: int, *, reporters_only: bool = False) -> list[str]:
     """Codes valid in ``year``; ``reporters_only`` drops 2100, 2200 and 9999 (the expected reporters)."""
+    return list(_codes_valid(year, reporters_only))
+
+
+@lru_cache(maxsize=None)
+def _codes_valid(year: int, reporters_only: bool) -> tuple[str, ...]:
     m = municipalities()
     codes = m.loc[valid_in_year(m, year, "valid_from", "valid_to"), "code"]
     if reporters_only:
         codes = codes[~codes.isin(NON_MUNICIPAL_CODES)]
-    return sorted(codes)
+    return tuple(sorted(codes))
 
 
 def tjenestekoder_valid(year: int) -> list[int]:

@@ -27,7 +27,7 @@ from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, 
 from kpr_pipeline.domain.pseudonyms import pseudonymise
 from kpr_pipeline.ingest.landing_zone import FileFault, now, quarantine, record_quarantine, register_file
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup
+from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, table_columns
 
 DATASET = "kuhr"
 CHUNK_ROWS = 200_000
@@ -261,7 +261,7 @@ def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, l
         {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
     recheck = _delete_delivery(conn, delivery_id)
     for table in STAGED:
-        columns = ", ".join(_columns(conn, table))
+        columns = ", ".join(table_columns(conn, table))
         conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} WHERE load_id = :l"),
                      {"l": load_id})
     notes = pd.concat(credit_notes, ignore_index=True) if credit_notes else pd.DataFrame()
@@ -282,16 +282,6 @@ def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, l
         "rows_loaded": [result.rows_loaded], "rows_rejected": [result.rows_rejected],
         "rows_duplicate": [result.rows_duplicate], "processed_at": [now()], "reason": [reason],
     }))
-
-
-_COLUMNS: dict[tuple[str, str], list[str]] = {}
-
-
-def _columns(conn: Connection, table: str) -> list[str]:
-    key = (conn.dialect.name, table)
-    if key not in _COLUMNS:
-        _COLUMNS[key] = [f'"{c}"' for c in conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys()]
-    return _COLUMNS[key]
 
 
 def _as_date(value) -> dt.date:

@@ -145,3 +145,14 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     else:  # pragma: no cover - only the two engines are supported
         raise WarehouseError(f"KPR_WAREHOUSE_URL uses an unsupported engine {dialect!r}.")
     return len(frame)
+
+
+_TABLE_COLUMNS: dict[tuple[str, str], list[str]] = {}
+
+
+def table_columns(conn: Connection, table: str) -> list[str]:
+    """The quoted column names of ``table`` (cached; duckdb-engine cannot reflect columns)."""
+    key = (conn.dialect.name, table)
+    if key not in _TABLE_COLUMNS:
+        _TABLE_COLUMNS[key] = [f'"{c}"' for c in conn.execute(sa.text(f"SELECT * FROM {table} WHERE 1 = 0")).keys()]
+    return _TABLE_COLUMNS[key]

@@ -4,10 +4,7 @@ Metadata carries counts and delivery ids, never a value of a person column.
 """
 
 
-import re
-
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from kpr_pipeline.defs.contract_checks import contract_check
@@ -20,7 +17,6 @@ LATE_SHARE_WARN = 0.05
 GP_NO_DIAGNOSIS_WARN = 0.01
 VOLUME_RATIO_RANGE = (0.5, 2.0)
 CONTRACT_SAMPLE_ROWS = 200_000
-_ELEVEN = re.compile(r"(?<![0-9])[0-9]{11}(?![0-9])")
 
 
 def _run_deliveries_where(context, alias: str = "") -> tuple[str, dict]:
@@ -71,13 +67,9 @@ def kuhr_no_raw_identifier(context: dg.AssetCheckExecutionContext, warehouse: Wa
     runs = f"delivery_id IN (SELECT delivery_id FROM kuhr_deliveries WHERE {where})"
     bad_pid = int(w.scalar(f"SELECT COUNT(*) FROM kuhr_claims WHERE {runs} AND LENGTH(pid) <> 64", **params))
     records = w.query(f"SELECT record FROM kuhr_rejected_rows WHERE {runs}", **params)["record"]
-    candidates = [m for text in records.astype(str) for m in _ELEVEN.findall(text)]
-    found = 0
-    if candidates:
-        check = identifiers.check_identifiers(pd.Series(candidates))
-        found = int(np.sum(check.status == identifiers.OK))
+    candidates, found = identifiers.identifiers_in_texts(records)
     return dg.AssetCheckResult(passed=bad_pid == 0 and found == 0, metadata={
-        "rejected_records_scanned": len(records), "eleven_digit_strings": len(candidates),
+        "rejected_records_scanned": len(records), "eleven_digit_strings": candidates,
         "identifiers_found": found, "malformed_pids": bad_pid})
 
 
