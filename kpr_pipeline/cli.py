@@ -1,4 +1,4 @@
-"""The command line: ``kpr-pipeline generate | run | demo | migrate``."""
+"""The command line: ``kpr-pipeline generate | run | demo | migrate | accept-gap``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--landing", type=Path, help="landing zone (default: KPR_LANDING_DIR)")
     sub.add_parser("demo", help="generate into data/landing and run, on the embedded defaults")
     sub.add_parser("migrate", help="create or upgrade the warehouse schema")
+    a = sub.add_parser("accept-gap", help="a data steward accepts that a municipality will not report a year")
+    a.add_argument("--year", type=int, required=True, help="reporting year")
+    a.add_argument("--kommune", required=True, help="kommunenummer (4 digits)")
+    a.add_argument("--by", required=True, help="the steward's name")
+    a.add_argument("--reason", required=True, help="why the gap is accepted")
     return p
 
 
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             warehouse.ensure_schema()
             print(f"warehouse schema at revision {current_revision(warehouse.engine)}")
             return EXIT_OK
+        if args.command == "accept-gap":
+            return _accept_gap(Settings.from_env(), args.year, args.kommune, args.by, args.reason)
     except (SettingsError, ValueError) as exc:
         print(f"kpr-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,6 +85,19 @@ def _generate(out, seed, scale, start, end, defects, progress) -> int:
     print(f"generated into {out} in {time.perf_counter() - t0:.1f} s: {summary.persons} persons, "
           f"{summary.kuhr_deliveries} KUHR deliveries ({summary.kuhr_rows} rows), {summary.care_files} municipal reports, "
           f"{summary.iplos_rows} IPLOS rows, {summary.ground_truth_records} ground-truth records")
+    return EXIT_OK
+
+
+def _accept_gap(settings: Settings, year: int, kommune: str, by: str, reason: str) -> int:
+    from kpr_pipeline.quality.completeness import accept_gap, evaluate
+    from kpr_pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(settings.warehouse_url)
+    warehouse.ensure_schema()
+    accept_gap(warehouse, year, kommune, by, reason)
+    result = evaluate(warehouse, year)
+    state = "final" if result.final else f"preliminary ({len(result.missing)} municipalities still missing)"
+    print(f"gap accepted: {kommune} for {year} by {by}; {year} is now {state}")
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ class Settings:
     output_dir: Path
     pseudonym_key: str = DEVELOPMENT_PSEUDONYM_KEY
     iplos_pseudonym_key: str | None = None
+    report_settle_seconds: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -63,6 +64,13 @@ class Settings:
                 "KPR_WAREHOUSE_URL must be a duckdb:/// or postgresql:// SQLAlchemy URL, "
                 f"not one starting {url.split(':', 1)[0]!r}."
             )
+        settle = (e.get("KPR_REPORT_SETTLE_SECONDS") or "30").strip()
+        try:
+            settle_seconds = float(settle)
+        except ValueError:
+            settle_seconds = -1.0
+        if not 0 <= settle_seconds <= 86_400:
+            raise SettingsError(f"KPR_REPORT_SETTLE_SECONDS must be a number of seconds from 0 to 86400, not {settle!r}.")
         return cls(
             env=env,
             landing_dir=Path(e.get("KPR_LANDING_DIR") or "data/landing"),
@@ -70,6 +78,7 @@ class Settings:
             output_dir=Path(e.get("KPR_OUTPUT_DIR") or "data/output"),
             pseudonym_key=key or DEVELOPMENT_PSEUDONYM_KEY,
             iplos_pseudonym_key=e.get("IPLOS_PSEUDONYM_KEY") or None,
+            report_settle_seconds=settle_seconds,
         )
 
     def describe(self) -> dict[str, str]:
@@ -81,6 +90,7 @@ class Settings:
             "KPR_OUTPUT_DIR": str(self.output_dir),
             "KPR_PSEUDONYM_KEY": "development key" if self.development_key else "set",
             "IPLOS_PSEUDONYM_KEY": "set" if self.iplos_pseudonym_key else "not set",
+            "KPR_REPORT_SETTLE_SECONDS": f"{self.report_settle_seconds:g}",
         }
 
 

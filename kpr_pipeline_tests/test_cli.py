@@ -28,6 +28,31 @@ def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsy
     assert (tmp_path / "data/dagster_home/dagster.yaml").exists()
 
 
+def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["generate", "--out", "data/landing", "--scale", "0.0003", "--start", "2017-12", "--end", "2017-12",
+                 "--quiet"]) == 0
+    reports = len(list((tmp_path / "data/landing/helse_omsorg/2017").glob("*.xml")))
+    assert reports > 400
+    assert main(["run"]) == 0  # missing municipalities are reported, they do not fail the run
+    out = capsys.readouterr().out
+    assert f"KPR-helse og omsorg: {reports} new municipal reports ready" in out
+    assert "care_year_job [2017..2017]" in out and "0 failed" in out.split("jobs:")[1].splitlines()[0]
+    missing = int(out.split("municipalities missing for 2017: ")[1].split()[0])
+    assert missing > 0
+    from kpr_pipeline.warehouse import Warehouse
+
+    codes = Warehouse("duckdb:///data/warehouse.duckdb").query(
+        "SELECT kommunenummer FROM care_completeness WHERE status IN ('missing', 'quarantined')")["kommunenummer"]
+    assert main(["accept-gap", "--year", "2017", "--kommune", codes[0], "--by", "Kari Steward",
+                 "--reason", "system change, agreed by letter"]) == 0
+    assert f"{missing - 1} municipalities still missing" in capsys.readouterr().out
+    assert main(["accept-gap", "--year", "2017", "--kommune", "0101x", "--by", "x", "--reason", "y"]) == 2
+    assert main(["run"]) == 0
+    assert "KPR-helse og omsorg: 0 new municipal reports ready" in capsys.readouterr().out
+
+
 def test_a_wrong_setting_stops_the_command_with_one_sentence(tmp_path):
     env = {**os.environ, "KPR_ENV": "production", "KPR_PSEUDONYM_KEY": ""}
     proc = subprocess.run([sys.executable, "-m", "kpr_pipeline.cli", "run", "--landing", str(tmp_path)],

@@ -5,7 +5,7 @@ import dagster as dg
 from kpr_pipeline.definitions import build_definitions, defs
 
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
-                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months"}
+                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months", "care_reports", "care_completeness"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -23,6 +23,14 @@ EXPECTED_CHECKS = {
     ("kuhr_deliveries", "kuhr_late_share"),
     ("kuhr_deliveries", "kuhr_gp_without_diagnosis"),
     ("kuhr_deliveries", "kuhr_volume_vs_recent"),
+    ("care_reports", "contract_care_services"),
+    ("care_reports", "contract_care_submissions"),
+    ("care_reports", "care_accounting"),
+    ("care_reports", "care_no_raw_identifier"),
+    ("care_completeness", "care_reports_complete"),
+    ("care_completeness", "care_reject_rate_by_municipality"),
+    ("care_completeness", "care_users_vs_previous_year"),
+    ("care_completeness", "care_municipality_users_drop"),
 }
 
 
@@ -37,11 +45,25 @@ def test_snapshot_of_asset_and_check_keys():
     assert assets == EXPECTED_ASSETS
     assert checks == EXPECTED_CHECKS
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        "reference_job", "kuhr_delivery_job", "kuhr_month_job"}
-    assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor"}
+        "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job"}
+    assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor"}
+    assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule"}
     partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
     assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
     assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"
+    assert partitions["care_reports"].get_first_partition_key() == "2017"
+    assert partitions["care_completeness"] == partitions["care_reports"]
+
+
+def test_schedules_are_on_by_default_in_production_only():
+    from kpr_pipeline.settings import Settings
+
+    key = "k" * 40
+    for env, expected in (("development", dg.DefaultScheduleStatus.STOPPED),
+                          ("production", dg.DefaultScheduleStatus.RUNNING)):
+        settings = Settings.from_env({"KPR_ENV": env, "KPR_PSEUDONYM_KEY": key})
+        schedule = build_definitions(settings).get_repository_def().get_schedule_def("care_deadline_schedule")
+        assert schedule.default_status == expected
 
 
 def test_every_warehouse_writer_is_in_the_warehouse_pool():

@@ -21,6 +21,8 @@ def test_defaults_are_the_spec_defaults():
         ({"KPR_ENV": "production", "KPR_PSEUDONYM_KEY": "short"}, "KPR_PSEUDONYM_KEY"),
         ({"KPR_ENV": "production", "KPR_PSEUDONYM_KEY": DEVELOPMENT_PSEUDONYM_KEY}, "KPR_PSEUDONYM_KEY"),
         ({"KPR_WAREHOUSE_URL": "mysql://x/y"}, "KPR_WAREHOUSE_URL"),
+        ({"KPR_REPORT_SETTLE_SECONDS": "soon"}, "KPR_REPORT_SETTLE_SECONDS"),
+        ({"KPR_REPORT_SETTLE_SECONDS": "-1"}, "KPR_REPORT_SETTLE_SECONDS"),
     ],
 )
 def test_a_wrong_setting_fails_with_one_sentence_naming_it(env, names):

@@ -13,6 +13,7 @@ import dagster as dg
 
 from kpr_pipeline.settings import Settings
 from kpr_pipeline.warehouse import Warehouse
+from kpr_pipeline.warehouse.engine import normalise_url
 
 #: Concurrency pool around every asset that writes the warehouse. DuckDB allows one writing process,
 #: so the instance limits this pool to 1 there (deploy/dagster.yaml); PostgreSQL may allow more.
@@ -30,16 +31,18 @@ class WarehouseResource(dg.ConfigurableResource):
     url: str
 
     def get(self) -> Warehouse:
-        warehouse = _warehouse(self.url)
+        warehouse = _warehouse(normalise_url(self.url))
         warehouse.ensure_schema()
         return warehouse
 
 
 class LandingZoneResource(dg.ConfigurableResource):
-    """The landing zone (KPR_LANDING_DIR) and the output directory (KPR_OUTPUT_DIR)."""
+    """The landing zone (KPR_LANDING_DIR), the output directory (KPR_OUTPUT_DIR) and how long a municipal
+    report must stay unchanged before it is ready (KPR_REPORT_SETTLE_SECONDS)."""
 
     landing_dir: str
     output_dir: str
+    report_settle_seconds: float = 30.0
 
     @property
     def landing(self) -> Path:
@@ -53,5 +56,6 @@ class LandingZoneResource(dg.ConfigurableResource):
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(url=settings.warehouse_url),
-        "landing_zone": LandingZoneResource(landing_dir=str(settings.landing_dir), output_dir=str(settings.output_dir)),
+        "landing_zone": LandingZoneResource(landing_dir=str(settings.landing_dir), output_dir=str(settings.output_dir),
+                                            report_settle_seconds=settings.report_settle_seconds),
     }

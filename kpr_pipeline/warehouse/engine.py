@@ -21,10 +21,14 @@ class WarehouseError(RuntimeError):
 
 
 def normalise_url(url: str) -> str:
-    """A bare ``postgresql://`` (or ``postgres://``) URL uses psycopg2, the driver dagster-postgres brings."""
+    """A bare ``postgresql://`` (or ``postgres://``) URL uses psycopg2, the driver dagster-postgres brings;
+    a relative DuckDB path is made absolute (relative to the working directory when first seen)."""
     for bare in ("postgresql://", "postgres://"):
         if url.startswith(bare):
             return "postgresql+psycopg2://" + url[len(bare):]
+    if url.startswith("duckdb:///") and not url.startswith("duckdb:////") and not url.startswith("duckdb:///:memory:"):
+        path, _, query = url[len("duckdb:///"):].partition("?")
+        return f"duckdb:///{Path(path).resolve()}" + (f"?{query}" if query else "")
     return url
 
 

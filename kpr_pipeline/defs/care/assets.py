@@ -62,7 +62,7 @@ def care_reports(context: dg.AssetExecutionContext, config: ReportConfig, wareho
     quarantined = []
     for i, path in enumerate(files, start=1):
         result = process_report(w, landing_zone.landing, path, settings.production, settings.pseudonym_key,
-                                settings.iplos_pseudonym_key, context.run_id)
+                                settings.iplos_pseudonym_key, context.run.run_id)
         counts[result.status] += 1
         counts["persons"] += result.persons
         counts["services"] += result.services

@@ -1,7 +1,7 @@
 """The municipal-report sensor: files in ``<landing>/helse_omsorg/<year>/`` that have settled.
 
-A report has no manifest; it is ready when its size and modification time have not changed for
-``SETTLE_SECONDS`` (spec/landing.md). The cursor remembers, per file, when it was first seen at its
+A report has no manifest; it is ready when its size and modification time have not changed for the
+settle interval (``KPR_REPORT_SETTLE_SECONDS``, default 30 s; spec/landing.md). The cursor remembers, per file, when it was first seen at its
 present size, and which (size, mtime) it already requested; the warehouse's ``landing_files``
 registry decides whether that content was processed (so a restart without cursor re-lists and the
 registry answers). A resubmission is a new file (its name carries the extract time): it is
@@ -20,8 +20,6 @@ from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource
 from kpr_pipeline.ingest.care import DATASET, registry_path, report_files, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
 
-SETTLE_SECONDS = 30
-
 care_year_job = dg.define_asset_job(
     "care_year_job", selection=dg.AssetSelection.assets(care_reports, care_completeness),
     description="Process the municipal reports of the selected reporting years and evaluate completeness. "
@@ -33,7 +31,7 @@ def only_new(files: list[str] | None = None) -> dict:
     return {"ops": {"care_reports": {"config": config}}}
 
 
-def settled_files(landing: Path, seen: dict, now: float, settle: float = SETTLE_SECONDS) -> tuple[list[Path], dict]:
+def settled_files(landing: Path, seen: dict, now: float, settle: float) -> tuple[list[Path], dict]:
     """(files unchanged for ``settle`` seconds, the updated ``seen`` map path -> [size, mtime_ns, since])."""
     ready, updated = [], {}
     for path in report_files(landing):
@@ -52,11 +50,11 @@ def settled_files(landing: Path, seen: dict, now: float, settle: float = SETTLE_
 
 
 @dg.sensor(job=care_year_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description=f"New or resubmitted municipal reports (ready when unchanged for {SETTLE_SECONDS} s).")
+           description="New or resubmitted municipal reports (ready when unchanged for KPR_REPORT_SETTLE_SECONDS).")
 def care_report_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource,
                        warehouse: WarehouseResource):
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "requested": {}}
-    ready, seen = settled_files(landing_zone.landing, cursor["seen"], time.time())
+    ready, seen = settled_files(landing_zone.landing, cursor["seen"], time.time(), landing_zone.report_settle_seconds)
     requested = cursor["requested"]
     fresh = [p for p in ready if requested.get(registry_path(p)) != seen[registry_path(p)][:2]]
     new = unprocessed(fresh, processed_files(warehouse.get(), DATASET)) if fresh else []

@@ -49,7 +49,7 @@ def kuhr_deliveries(context: dg.AssetExecutionContext, config: DeliveryConfig, w
     quarantined, months = [], set()
     for i, manifest in enumerate(manifests, start=1):
         result = process_delivery(w, landing_zone.landing, manifest, settings.production, settings.pseudonym_key,
-                                  context.run_id)
+                                  context.run.run_id)
         totals[result.status] += 1
         totals["rows_loaded"] += result.rows_loaded
         totals["rows_rejected"] += result.rows_rejected
