@@ -239,10 +239,12 @@ def test_completeness_deadline_and_accepted_gaps(warehouse, tmp_path):
 
     landing = tmp_path / "landing"
     _two_municipalities(landing)
-    Report(2023, "5001", when(2024, 2, 1), [Person(make_identity(20), [Service(4, "2023-01-01")])]).write(landing)
+    Report(2023, "5001", when(2024, 2, 1), [Person(make_identity(20), [Service(4, "2023-01-01")]),
+                                            Person(make_identity(1), [Service(6, "2023-01-01")])]).write(landing)
     process_all(warehouse, landing)
     before = evaluate(warehouse, 2023, dt.datetime(2024, 1, 10, tzinfo=dt.timezone.utc))
     assert not before.deadline_passed and not before.final
+    assert before.persons_in_two_municipalities == 1  # Oslo and Trondheim both report the same person
     assert {"0301", "4601", "5001"}.isdisjoint(before.missing) and len(before.missing) == before.expected - 3
     grid = warehouse.query("SELECT kommunenummer, status FROM care_completeness WHERE kommunenummer IN "
                            "('0301', '4601', '5001', '1103')")

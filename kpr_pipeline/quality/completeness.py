@@ -33,6 +33,7 @@ class YearCompleteness:
     missing: list[str]  # expected, no current submission, gap not accepted
     accepted_gaps: list[str]
     resubmitted: list[str]
+    persons_in_two_municipalities: int  # counted once at county and national level (statistics.md)
     deadline: dt.datetime
     deadline_passed: bool
 
@@ -89,6 +90,9 @@ def evaluate(warehouse: Warehouse, year: int, as_of: dt.datetime | None = None) 
         missing=sorted(grid.loc[grid["expected"] & grid["status"].isin(["missing", "quarantined"]), "kommunenummer"]),
         accepted_gaps=sorted(grid.loc[grid["status"] == "accepted_gap", "kommunenummer"]),
         resubmitted=sorted(grid.loc[grid["submissions"] > 1, "kommunenummer"]),
+        persons_in_two_municipalities=int(warehouse.scalar(
+            "SELECT COUNT(*) FROM (SELECT pid FROM care_services WHERE reporting_year = :y GROUP BY pid "
+            "HAVING COUNT(DISTINCT kommunenummer) > 1) t", y=year)),
         deadline=due, deadline_passed=as_of > due,
     )
     with warehouse.begin() as conn:
@@ -98,6 +102,7 @@ def evaluate(warehouse: Warehouse, year: int, as_of: dt.datetime | None = None) 
         bulk_insert(conn, "care_reporting_years", pd.DataFrame({
             "reporting_year": [year], "expected": [result.expected], "submitted": [result.submitted],
             "late": [result.late], "missing": [len(result.missing)], "accepted_gaps": [len(result.accepted_gaps)],
+            "persons_in_two_municipalities": [result.persons_in_two_municipalities],
             "deadline": [due], "deadline_passed": [result.deadline_passed], "final": [result.final],
             "evaluated_at": [as_of]}))
     return result

@@ -111,6 +111,7 @@ def care_completeness(context: dg.AssetExecutionContext, config: CompletenessCon
         c = evaluate(warehouse.get(), year, as_of)
         years[str(year)] = {"expected": c.expected, "submitted": c.submitted, "late": c.late,
                             "missing": c.missing, "accepted_gaps": c.accepted_gaps, "resubmitted": len(c.resubmitted),
+                            "persons_in_two_municipalities": c.persons_in_two_municipalities,
                             "deadline_passed": c.deadline_passed, "final": c.final}
         if c.missing:
             context.log.warning(f"{year}: {len(c.missing)} municipalities missing: {', '.join(c.missing)}")

@@ -90,17 +90,17 @@ class PersonBatch:
     kjonn: list[str] = field(default_factory=list)
     fodselsaar: list[int] = field(default_factory=list)
     bostedskommune: list[str] = field(default_factory=list)
-    dodsdato: list[dt.date | None] = field(default_factory=list)
+    dodsdato: list[str | None] = field(default_factory=list)  # dates as ISO ``YYYY-MM-DD``
     # services: one entry per tjeneste
     s_person: list[int] = field(default_factory=list)
     s_index: list[int] = field(default_factory=list)
     s_kode: list[int] = field(default_factory=list)
-    s_fra: list[dt.date] = field(default_factory=list)
-    s_til: list[dt.date | None] = field(default_factory=list)
+    s_fra: list[str] = field(default_factory=list)
+    s_til: list[str | None] = field(default_factory=list)
     s_timer: list[float | None] = field(default_factory=list)
     # function assessments: one entry per funksjonsvurdering
     a_person: list[int] = field(default_factory=list)
-    a_dato: list[dt.date] = field(default_factory=list)
+    a_dato: list[str] = field(default_factory=list)
     a_scores: list[dict[str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -266,8 +266,15 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _date(text: str) -> dt.date:
-    return dt.date.fromisoformat(text.strip()[:10])
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date(text: str) -> str:
+    """The ``YYYY-MM-DD`` of an xs:date (a time zone suffix is dropped; the XSD has checked the rest)."""
+    text = text.strip()
+    if not _ISO_DATE.match(text) or (len(text) > 10 and text[10] not in "Z+-"):
+        raise ReportFault("xml_schema_invalid", "a date outside the years 0001-9999")
+    return text[:10]
 
 
 def _read_header(el) -> ReportHeader:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,12 @@ class CheckedBatch:
         return self.persons["reasons"].map(bool).to_numpy(dtype=bool)
 
 
+def _dates(values: list[str | None]) -> np.ndarray:
+    """ISO dates (or None) as datetime64, parsed by NumPy in one call."""
+    return np.array(values, dtype="datetime64[D]").astype("datetime64[s]")
+
+
+@lru_cache(maxsize=None)
 def _service_codes(year: int) -> tuple[set[int], set[int]]:
     """(codes valid in ``year``, hour-based codes)."""
     t = reference.tjenestekoder()
@@ -47,7 +54,7 @@ def check_batch(batch: PersonBatch, year: int, kommunenummer: str, production: b
     persons = pd.DataFrame({
         "person_index": batch.person_index, "ident": batch.ident, "id_type": batch.id_type, "kjonn": batch.kjonn,
         "fodselsaar": batch.fodselsaar, "bostedskommune": batch.bostedskommune,
-        "dodsdato": pd.to_datetime(pd.Series(batch.dodsdato, dtype=object)),
+        "dodsdato": _dates(batch.dodsdato),
     })
     year_start, year_end = pd.Timestamp(year, 1, 1), pd.Timestamp(year, 12, 31)
     check = identifiers.check_identifiers(persons["ident"], persons["id_type"], np.datetime64(year_end.date(), "D"),
@@ -61,8 +68,8 @@ def check_batch(batch: PersonBatch, year: int, kommunenummer: str, production: b
     services = pd.DataFrame({
         "person_index": batch.s_person, "service_index": batch.s_index,
         "tjenestekode_reported": pd.Series(batch.s_kode, dtype="int64"),
-        "fra_dato": pd.to_datetime(pd.Series(batch.s_fra, dtype=object)),
-        "til_dato": pd.to_datetime(pd.Series(batch.s_til, dtype=object)),
+        "fra_dato": _dates(batch.s_fra),
+        "til_dato": _dates(batch.s_til),
         "timer_per_uke": pd.Series(batch.s_timer, dtype="float64"),
     })
     valid, hourly = _service_codes(year)
@@ -139,9 +146,15 @@ def _merge_long_term_stays(services: pd.DataFrame, ok: pd.Series) -> pd.DataFram
     return pd.DataFrame(out, columns=["person_index", "service_index"]).assign(reason="overlapping_long_term_stays")
 
 
+_VARIABLE_COLUMN = {name: i for i, name in enumerate(FUNCTION_VARIABLES)}
+
+
 def _assessments(batch: PersonBatch) -> pd.DataFrame:
-    frame = pd.DataFrame(batch.a_scores, columns=list(FUNCTION_VARIABLES))
-    frame.columns = [c.lower() for c in frame.columns]
-    frame.insert(0, "dato", pd.to_datetime(pd.Series(batch.a_dato, dtype=object)))
-    frame.insert(0, "person_index", batch.a_person)
-    return frame.astype({c.lower(): "Int16" for c in FUNCTION_VARIABLES})
+    """One row per assessment, one nullable small-integer column per function variable."""
+    scores = np.zeros((len(batch.a_scores), len(FUNCTION_VARIABLES)), dtype=np.int16)
+    for row, variables in enumerate(batch.a_scores):
+        for name, score in variables.items():
+            scores[row, _VARIABLE_COLUMN[name]] = score
+    return pd.DataFrame({
+        "person_index": batch.a_person, "dato": _dates(batch.a_dato),
+        **{name.lower(): pd.arrays.IntegerArray(scores[:, c], scores[:, c] == 0) for name, c in _VARIABLE_COLUMN.items()}})

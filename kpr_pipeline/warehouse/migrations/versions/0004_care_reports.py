@@ -59,6 +59,7 @@ def upgrade() -> None:
     op.create_table(
         "care_reporting_years", sa.Column("reporting_year", I, nullable=False), sa.Column("expected", I),
         sa.Column("submitted", I), sa.Column("late", I), sa.Column("missing", I), sa.Column("accepted_gaps", I),
+        sa.Column("persons_in_two_municipalities", I),
         sa.Column("deadline", TS), sa.Column("deadline_passed", B), sa.Column("final", B),
         sa.Column("evaluated_at", TS))
     for table in STAGED:
