@@ -13,9 +13,10 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def make_identity(serial: int, birth_year: int = 1940) -> str:
-    """A valid test identity (month + 80) born 1 January ``birth_year`` (1900s: individual number < 500)."""
-    for individual in range(serial % 400, 500):
-        ident = with_check_digits(f"0181{birth_year % 100:02d}{individual:03d}")
+    """A valid test identity (month + 80) born in January ``birth_year``, distinct for each serial < 1,400."""
+    day, block = 1 + serial % 28, serial // 28
+    for k in range(10):
+        ident = with_check_digits(f"{day:02d}81{birth_year % 100:02d}{block * 10 + k:03d}")
         if ident:
             return ident
     raise ValueError("no identifier")

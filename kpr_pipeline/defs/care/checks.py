@@ -153,15 +153,16 @@ def care_users_vs_previous_year(context: dg.AssetCheckExecutionContext,
 
 
 @dg.asset_check(asset="care_completeness", blocking=False,
-                description=f"Municipalities whose users dropped by more than {MUNICIPALITY_DROP_WARN:.0%} from the "
-                f"previous year (those with {MUNICIPALITY_DROP_MIN_USERS}+ users the year before).")
+                description=f"Reporting municipalities whose users dropped by more than {MUNICIPALITY_DROP_WARN:.0%} "
+                f"from the previous year (those with {MUNICIPALITY_DROP_MIN_USERS}+ users the year before).")
 def care_municipality_users_drop(context: dg.AssetCheckExecutionContext,
                                  warehouse: WarehouseResource) -> dg.AssetCheckResult:
     where, params = _years_where(context)
     grid = warehouse.get().query(
         f"SELECT reporting_year, kommunenummer, users, users_previous_year, users_change FROM care_completeness "
         f"WHERE {where} AND users_previous_year >= :min_users", min_users=MUNICIPALITY_DROP_MIN_USERS, **params)
-    dropped = grid[grid["users"].fillna(0) < grid["users_previous_year"] * (1 - MUNICIPALITY_DROP_WARN)]
+    # A municipality that has not reported is the completeness check's concern, not a drop.
+    dropped = grid[grid["users"].notna() & (grid["users"] < grid["users_previous_year"] * (1 - MUNICIPALITY_DROP_WARN))]
     return dg.AssetCheckResult(passed=dropped.empty, severity=dg.AssetCheckSeverity.WARN, metadata={
         "threshold": MUNICIPALITY_DROP_WARN, "municipalities_compared": len(grid),
         "dropped": [f"{r.reporting_year}/{r.kommunenummer}" for r in dropped.itertuples()]})
