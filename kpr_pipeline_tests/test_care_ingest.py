@@ -170,6 +170,29 @@ def test_record_rules_on_a_hand_made_report(warehouse, tmp_path):
     assert bad_check not in text and make_identity(3) not in text
 
 
+def test_2017_persons_get_the_iplos_linkage_pseudonym_and_assessments_are_loaded(warehouse, tmp_path):
+    from kpr_pipeline.domain.pseudonyms import pseudonym
+
+    landing = tmp_path / "landing"
+    ident = make_identity(7)
+    person = Person(ident, [Service(4, "2017-03-01")], assessment="2017-04-01")
+    first = Report(2017, "0301", when(2018, 1, 8), [person]).write(landing)
+    process_report(warehouse, landing, first, False, KEY, IPLOS_KEY)
+    second = Report(2018, "0301", when(2019, 1, 8), [person]).write(landing)
+    process_report(warehouse, landing, second, False, KEY, IPLOS_KEY)
+    rows = warehouse.query("SELECT reporting_year, pid, iplos_pseudonym FROM care_services ORDER BY reporting_year")
+    assert rows["pid"].tolist() == [pseudonym(ident, KEY)] * 2  # one person, one pid across years
+    assert rows["iplos_pseudonym"].tolist()[0] == pseudonym(ident, IPLOS_KEY)
+    assert rows["iplos_pseudonym"].isna().tolist() == [False, True]  # only 2017 is linked to IPLOS
+    assessment = warehouse.query("SELECT * FROM care_function_assessments WHERE reporting_year = 2017").iloc[0]
+    assert str(assessment["dato"])[:10] == "2017-04-01" and assessment["pid"] == pseudonym(ident, KEY)
+    assert (assessment["hukommelse"], assessment["spise"]) == (3, 1) and assessment[["syn", "horsel"]].isna().all()
+    third = Report(2017, "0301", when(2018, 1, 9), [person]).write(landing)
+    process_report(warehouse, landing, third, False, KEY, None)  # no IPLOS key: no linkage, no failure
+    assert warehouse.query("SELECT iplos_pseudonym FROM care_services WHERE reporting_year = 2017")[
+        "iplos_pseudonym"].isna().all()
+
+
 def test_production_rejects_test_identities(warehouse, tmp_path):
     landing = tmp_path / "landing"
     path = Report(2023, "0301", when(2024, 1, 8), [Person(make_identity(1), [Service(4, "2023-01-01")])]).write(landing)
