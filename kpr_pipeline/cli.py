@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["KPR_LANDING_DIR"] = str(args.landing)
             return _run(Settings.from_env())
         if args.command == "demo":
+            from kpr_pipeline.synth.iplos import SYNTHETIC_IPLOS_KEY
+
+            os.environ.setdefault("IPLOS_PSEUDONYM_KEY", SYNTHETIC_IPLOS_KEY)  # the demo's data is made with it
             settings = Settings.from_env()
             code = _generate(settings.landing_dir, 1, None, None, None, 0.0, True)
             return code or _run(settings)

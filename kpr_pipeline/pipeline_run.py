@@ -30,7 +30,7 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     checks_failed_blocking: list[str] = field(default_factory=list)
-    warehouse_counts: dict[str, int] = field(default_factory=dict)
+    warehouse_counts: dict[str, int | str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,14 +78,17 @@ def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=No
 
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
     """Reference data, then every ready KUHR delivery not yet processed and the months they changed, then
-    every municipal report not yet processed and its year's completeness."""
+    every municipal report not yet processed and its year's completeness, then the IPLOS extracts and
+    the 2017 reconciliation."""
     import datetime as dt
 
     from kpr_pipeline.defs.care.partitions import reporting_year_partitions
     from kpr_pipeline.defs.care.sensors import only_new
     from kpr_pipeline.defs.kuhr.sensors import ONLY_NEW
     from kpr_pipeline.definitions import build_definitions
-    from kpr_pipeline.ingest import care
+    from kpr_pipeline.defs.iplos.sensors import ONLY_NEW as IPLOS_ONLY_NEW
+    from kpr_pipeline.domain.iplos import IPLOS_YEARS
+    from kpr_pipeline.ingest import care, iplos
     from kpr_pipeline.ingest.kuhr import DATASET, partition_date, ready_manifests, unprocessed
     from kpr_pipeline.ingest.landing_zone import processed_files
 
@@ -114,6 +117,17 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         report_years = sorted(p.parent.name for p in reports)
         _execute(defs, "care_year_job", instance, summary, echo, only_new(), report_years[0], report_years[-1])
 
+    extracts = [m for m, _ in iplos.unprocessed(iplos.ready_manifests(settings.landing_dir),
+                                             processed_files(warehouse, iplos.DATASET)) if iplos.year_of(m) in IPLOS_YEARS]
+    echo(f"IPLOS: {len(extracts)} new extracts ready")
+    if extracts:
+        extract_years = sorted(str(iplos.year_of(m)) for m in extracts)
+        _execute(defs, "iplos_job", instance, summary, echo, IPLOS_ONLY_NEW, extract_years[0], extract_years[-1])
+    if extracts or any(p.parent.name == "2017" for p in reports):
+        _execute(defs, "reconciliation_job", instance, summary, echo)
+        if not settings.iplos_pseudonym_key:
+            echo("reconciliation_2017 skipped: IPLOS_PSEUDONYM_KEY is not set")
+
     counts = warehouse.query(
         "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "
         "COALESCE(SUM(rows_rejected), 0) AS rejected, COALESCE(SUM(rows_duplicate), 0) AS duplicate "
@@ -135,6 +149,19 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     missing = warehouse.query("SELECT reporting_year, missing FROM care_reporting_years ORDER BY reporting_year")
     for row in missing.itertuples():
         summary.warehouse_counts[f"municipalities missing for {row.reporting_year}"] = int(row.missing)
-    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "kuhr_month_summary", "care_services"):
+    for row in warehouse.query("SELECT status, COUNT(*) AS n, COALESCE(SUM(rows_loaded), 0) AS loaded, "
+                               "COALESCE(SUM(rows_rejected), 0) AS rejected FROM iplos_extracts GROUP BY status "
+                               "ORDER BY status").itertuples():
+        summary.warehouse_counts[f"IPLOS extracts {row.status}"] = int(row.n)
+        if row.status == "loaded":
+            summary.warehouse_counts["IPLOS rows loaded"] = int(row.loaded)
+            summary.warehouse_counts["IPLOS rows rejected"] = int(row.rejected)
+    national = warehouse.query("SELECT match_rate FROM reconciliation_2017 WHERE kommunenummer = '0000' "
+                               "AND tjenestekode IS NULL")
+    if len(national):
+        summary.warehouse_counts["reconciliation 2017 national match rate"] = \
+            f"{float(national['match_rate'].iloc[0] or 0):.1%}"
+    for table in ("ref_municipalities", "ref_population", "kuhr_claims", "kuhr_month_summary", "care_services",
+                  "iplos_services"):
         summary.warehouse_counts[table] = int(warehouse.scalar(f'SELECT COUNT(*) FROM "{table}"'))
     return summary

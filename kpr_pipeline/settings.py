@@ -31,6 +31,7 @@ class Settings:
     pseudonym_key: str = DEVELOPMENT_PSEUDONYM_KEY
     iplos_pseudonym_key: str | None = None
     report_settle_seconds: float = 30.0
+    reconciliation_match_threshold: float = 0.95
 
     @property
     def production(self) -> bool:
@@ -71,6 +72,13 @@ class Settings:
             settle_seconds = -1.0
         if not 0 <= settle_seconds <= 86_400:
             raise SettingsError(f"KPR_REPORT_SETTLE_SECONDS must be a number of seconds from 0 to 86400, not {settle!r}.")
+        threshold = (e.get("KPR_RECONCILIATION_MATCH_THRESHOLD") or "0.95").strip()
+        try:
+            match_threshold = float(threshold)
+        except ValueError:
+            match_threshold = -1.0
+        if not 0 <= match_threshold <= 1:
+            raise SettingsError(f"KPR_RECONCILIATION_MATCH_THRESHOLD must be a share from 0 to 1, not {threshold!r}.")
         return cls(
             env=env,
             landing_dir=Path(e.get("KPR_LANDING_DIR") or "data/landing"),
@@ -79,6 +87,7 @@ class Settings:
             pseudonym_key=key or DEVELOPMENT_PSEUDONYM_KEY,
             iplos_pseudonym_key=e.get("IPLOS_PSEUDONYM_KEY") or None,
             report_settle_seconds=settle_seconds,
+            reconciliation_match_threshold=match_threshold,
         )
 
     def describe(self) -> dict[str, str]:
@@ -91,6 +100,7 @@ class Settings:
             "KPR_PSEUDONYM_KEY": "development key" if self.development_key else "set",
             "IPLOS_PSEUDONYM_KEY": "set" if self.iplos_pseudonym_key else "not set",
             "KPR_REPORT_SETTLE_SECONDS": f"{self.report_settle_seconds:g}",
+            "KPR_RECONCILIATION_MATCH_THRESHOLD": f"{self.reconciliation_match_threshold:g}",
         }
 
 

@@ -181,3 +181,35 @@ def care_landing_source(tmp_path_factory) -> Path:
 @pytest.fixture
 def care_landing(care_landing_source, tmp_path) -> Path:
     return _private_copy(care_landing_source, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def reconciliation_landing_source(tmp_path_factory) -> Path:
+    """December 2017 without faults: the 2017 municipal reports and the IPLOS extracts with planted differences."""
+    from kpr_pipeline.synth.generator import GenerateOptions, generate
+
+    out = tmp_path_factory.mktemp("reconciliation_landing")
+    generate(GenerateOptions(out=out, seed=13, scale=0.002, start="2017-12", end="2017-12", defects=0.0,
+                             progress=False))
+    return out
+
+
+@pytest.fixture
+def reconciliation_landing(reconciliation_landing_source, tmp_path) -> Path:
+    return _private_copy(reconciliation_landing_source, tmp_path)
+
+
+@pytest.fixture
+def iplos_settings(monkeypatch):
+    """Settings with the synthetic IPLOS key, as the Dagster assets read them (process settings)."""
+    from kpr_pipeline.settings import get_settings
+
+    def use(key: str | None):
+        if key is None:
+            monkeypatch.delenv("IPLOS_PSEUDONYM_KEY", raising=False)
+        else:
+            monkeypatch.setenv("IPLOS_PSEUDONYM_KEY", key)
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()

@@ -5,7 +5,8 @@ import dagster as dg
 from kpr_pipeline.definitions import build_definitions, defs
 
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
-                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months", "care_reports", "care_completeness"}
+                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months", "care_reports", "care_completeness", "iplos_extracts",
+                   "reconciliation_2017"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -31,6 +32,10 @@ EXPECTED_CHECKS = {
     ("care_completeness", "care_reject_rate_by_municipality"),
     ("care_completeness", "care_users_vs_previous_year"),
     ("care_completeness", "care_municipality_users_drop"),
+    ("iplos_extracts", "iplos_accounting"),
+    ("reconciliation_2017", "reconciliation_national_match_rate"),
+    ("reconciliation_2017", "reconciliation_municipalities_below_threshold"),
+    ("reconciliation_2017", "reconciliation_totals"),
 }
 
 
@@ -45,14 +50,17 @@ def test_snapshot_of_asset_and_check_keys():
     assert assets == EXPECTED_ASSETS
     assert checks == EXPECTED_CHECKS
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job"}
-    assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor"}
+        "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job", "iplos_job", "reconciliation_job"}
+    assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor",
+                                                  "iplos_extract_sensor",
+                                                  "default_automation_condition_sensor"}  # reconciliation_2017 (eager)
     assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule"}
     partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
     assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
     assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"
     assert partitions["care_reports"].get_first_partition_key() == "2017"
     assert partitions["care_completeness"] == partitions["care_reports"]
+    assert partitions["iplos_extracts"].get_partition_keys() == [str(y) for y in range(2007, 2018)]
 
 
 def test_schedules_are_on_by_default_in_production_only():

@@ -1,8 +1,7 @@
 """Loading one KPR-helse og omsorg report: verify, stream, apply the rules, pseudonymise, publish.
 
-A report's checked rows wait in memory until it has been read to the end; beyond ``SPILL_ROWS`` they
-are spilled to committed ``stage_care_*`` rows under a load id (so a very large file does not hold
-memory), and the report is published in one transaction. Which submission of a municipality and year is
+A report's checked rows wait in ``PendingRows`` until it has been read to the end (spilled to
+committed ``stage_care_*`` rows when there are many), and the report is published in one transaction. Which submission of a municipality and year is
 ``current`` is decided by ``uttrekkstidspunkt`` (newest wins), never by the order files arrive:
 publishing a newer submission replaces exactly that municipality's data for the year; an older
 one is recorded as ``superseded`` with its rejected rows and changes nothing else.
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +29,13 @@ from kpr_pipeline.domain.pseudonyms import pseudonymise
 from kpr_pipeline.domain.reasons import message_for_codes
 from kpr_pipeline.ingest.landing_zone import now, quarantine, record_quarantine, register_file
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import bulk_insert, table_columns
+from kpr_pipeline.ingest.pending import PendingRows
+from kpr_pipeline.warehouse.engine import bulk_insert
 
 DATASET = "helse_omsorg"
 IPLOS_LINKAGE_YEAR = 2017
 STAGED = ("care_services", "care_rejected_rows", "care_warnings", "care_function_assessments")
 DATA_TABLES = ("care_services", "care_warnings", "care_function_assessments")  # the current submission's data
-SPILL_ROWS = 200_000
 
 
 @dataclass
@@ -95,7 +93,7 @@ def process_report(warehouse: Warehouse, landing: Path, path: Path, production: 
         return _quarantine(warehouse, landing, path, year, code, "file_name_invalid",
                            f"{path.name} in folder {year}", keys, run_id)
     sha = sha256_file(path)
-    pending = PendingRows(warehouse)
+    pending = PendingRows(warehouse, STAGED)
     result = ReportResult(path.name, year, code, "current")
     try:
         header = _stage(warehouse, path, year, code, name.stamp, production, key, iplos_key, pending, result)
@@ -108,48 +106,6 @@ def process_report(warehouse: Warehouse, landing: Path, path: Path, production: 
         return _quarantine(warehouse, landing, path, year, code, fault.code, fault.detail, keys, run_id)
     finally:
         pending.discard()
-
-
-class PendingRows:
-    """Rows of one report waiting for publication: in memory, spilled to ``stage_*`` beyond ``SPILL_ROWS``."""
-
-    def __init__(self, warehouse: Warehouse):
-        self.warehouse = warehouse
-        self.load_id = uuid.uuid4().hex
-        self.frames: dict[str, list[pd.DataFrame]] = {t: [] for t in STAGED}
-        self.rows = 0
-        self.spilled = False
-
-    def add(self, table: str, frame: pd.DataFrame) -> None:
-        if len(frame):
-            self.frames[table].append(frame)
-            self.rows += len(frame)
-        if self.rows >= SPILL_ROWS:
-            self.spill()
-
-    def spill(self) -> None:
-        with self.warehouse.begin() as conn:
-            for table, frames in self.frames.items():
-                if frames:
-                    bulk_insert(conn, f"stage_{table}", pd.concat(frames, ignore_index=True).assign(load_id=self.load_id))
-                    frames.clear()
-        self.rows, self.spilled = 0, True
-
-    def publish(self, conn: Connection, table: str) -> None:
-        """Append the table's pending rows inside the caller's transaction."""
-        if self.spilled:
-            columns = ", ".join(table_columns(conn, table))
-            conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} "
-                                 "WHERE load_id = :l"), {"l": self.load_id})
-        if self.frames[table]:
-            bulk_insert(conn, table, pd.concat(self.frames[table], ignore_index=True))
-
-    def discard(self) -> None:
-        self.frames = {t: [] for t in STAGED}
-        if self.spilled:
-            with self.warehouse.begin() as conn:
-                for table in STAGED:
-                    conn.execute(sa.text(f"DELETE FROM stage_{table} WHERE load_id = :l"), {"l": self.load_id})
 
 
 def _stage(warehouse, path: Path, year: int, code: str, stamp: str, production: bool, key: str,

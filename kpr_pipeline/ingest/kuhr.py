@@ -8,13 +8,10 @@ there and never stored, logged or raised.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -25,14 +22,13 @@ from kpr_pipeline.domain.kuhr import format as fmt
 from kpr_pipeline.domain.kuhr.rules import check_rows, message_for
 from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest, sha256_file
 from kpr_pipeline.domain.pseudonyms import pseudonymise
+from kpr_pipeline.ingest import landing_zone
+from kpr_pipeline.ingest.csv_files import read_chunks
 from kpr_pipeline.ingest.landing_zone import FileFault, now, quarantine, record_quarantine, register_file
 from kpr_pipeline.warehouse import Warehouse
 from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, table_columns
 
 DATASET = "kuhr"
-CHUNK_ROWS = 200_000
-#: Stop reading a data file that expands beyond this (a gzip bomb); national daily files are far smaller.
-MAX_EXPANDED_BYTES = 8 * 1024**3
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
 
 
@@ -51,9 +47,7 @@ class DeliveryResult:
 
 
 def ready_manifests(landing: Path) -> list[Path]:
-    """Manifests in ``<landing>/kuhr/``: a delivery is ready when its manifest exists."""
-    folder = landing / DATASET
-    return sorted(p for p in folder.glob(f"*{MANIFEST_SUFFIX}") if p.is_file()) if folder.is_dir() else []
+    return landing_zone.ready_manifests(landing, DATASET)
 
 
 def delivery_id_of(manifest_path: Path) -> str:
@@ -73,24 +67,9 @@ def partition_date(manifest_path: Path) -> dt.date:
         return dt.date.today()
 
 
-def manifest_data_file(manifest: Path) -> Path | None:
-    """The data file a manifest names, if it is a plain name (read leniently; validation comes later)."""
-    try:
-        name = json.loads(manifest.read_text(encoding="utf-8")).get("data_file")
-    except Exception:  # noqa: BLE001 - an unreadable manifest is still a delivery to quarantine
-        return None
-    return manifest.parent / name if isinstance(name, str) and "/" not in name and "\\" not in name else None
-
-
 def unprocessed(manifests: list[Path], registry: dict[str, str]) -> list[tuple[Path, str]]:
     """(manifest, data file SHA-256) of the deliveries whose content the registry does not have."""
-    out = []
-    for manifest in manifests:
-        data = manifest_data_file(manifest)
-        sha = sha256_file(data) if data is not None and data.is_file() else "unreadable"
-        if data is None or registry.get(f"{DATASET}/{data.name}") != sha:
-            out.append((manifest, sha))
-    return out
+    return landing_zone.unprocessed_manifests(manifests, registry, DATASET)
 
 
 def deliveries_on(landing: Path, dates: set[dt.date]) -> list[Path]:
@@ -154,67 +133,6 @@ def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
     return originals
 
 
-def read_chunks(data_path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Rows of the data file as text, in chunks; file-level problems raise ``FileFault``."""
-    raw = open(data_path, "rb")
-    stream = _LimitedReader(gzip.GzipFile(fileobj=raw) if data_path.name.endswith(".gz") else raw)
-    try:
-        reader = pd.read_csv(stream, sep=";", quotechar='"', dtype=str, keep_default_na=False, na_filter=False,
-                             encoding="utf-8-sig", chunksize=chunk_rows, engine="c")
-        first = True
-        for chunk in reader:
-            if first:
-                missing = [c for c in fmt.REQUIRED_COLUMNS if c not in chunk.columns]
-                if missing:
-                    raise FileFault("missing_required_column", f"missing columns: {', '.join(missing)}")
-                first = False
-            yield chunk
-        if first:  # header only, or not even a header
-            raise FileFault("missing_required_column", "no header")
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        if isinstance(exc, FileFault):
-            raise
-        raise FileFault("compression_error", type(exc).__name__) from None
-    except UnicodeDecodeError:
-        raise FileFault("encoding_error") from None
-    except pd.errors.EmptyDataError:
-        raise FileFault("missing_required_column", "empty file") from None
-    except pd.errors.ParserError as exc:
-        if "size limit" in str(exc):
-            raise FileFault("file_too_large") from None
-        raise FileFault("csv_malformed", "CSV parse error") from None
-    finally:
-        stream.close()
-        raw.close()
-
-
-class _LimitedReader:
-    """A read-only stream that stops a file expanding beyond ``MAX_EXPANDED_BYTES`` (gzip bombs)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.read_bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.inner.read(size if size and size > 0 else 1 << 20)
-        self.read_bytes += len(data)
-        if self.read_bytes > MAX_EXPANDED_BYTES:
-            raise pd.errors.ParserError("size limit exceeded")
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __iter__(self):
-        return iter(self.readline, b"")
-
-    def readline(self, size: int = -1) -> bytes:
-        return self.inner.readline(size)
-
-
 STAGED = ("kuhr_claims", "kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows")
 
 
@@ -236,7 +154,7 @@ def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path:
         credit_notes: list[pd.DataFrame] = []
         unknown_columns: set[str] = set()
         offset = 0
-        for chunk in read_chunks(data_path):
+        for chunk in read_chunks(data_path, fmt.REQUIRED_COLUMNS):
             unknown_columns |= set(chunk.columns) - set(fmt.KNOWN_COLUMNS)
             with warehouse.begin() as conn:
                 seen, notes = _load_chunk(conn, delivery_id, delivery_date, chunk, offset, production, key, seen,

@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kpr_pipeline.domain.landing import sha256_file
+from kpr_pipeline.domain.landing import MANIFEST_SUFFIX, sha256_file
 from kpr_pipeline.domain.reasons import ALL_REASONS
 from kpr_pipeline.warehouse.engine import bulk_insert
 
@@ -104,3 +104,29 @@ def processed_files(conn_or_warehouse, dataset: str) -> dict[str, str]:
     """path -> sha256 of every file of ``dataset`` already processed (loaded or quarantined)."""
     frame = conn_or_warehouse.query("SELECT path, sha256 FROM landing_files WHERE dataset = :d", d=dataset)
     return dict(zip(frame["path"], frame["sha256"]))
+
+
+def ready_manifests(landing: Path, dataset: str) -> list[Path]:
+    """Manifests in ``<landing>/<dataset>/``: a delivery or extract is ready when its manifest exists."""
+    folder = landing / dataset
+    return sorted(p for p in folder.glob(f"*{MANIFEST_SUFFIX}") if p.is_file()) if folder.is_dir() else []
+
+
+def manifest_data_file(manifest: Path) -> Path | None:
+    """The data file a manifest names, if it is a plain name (read leniently; validation comes later)."""
+    try:
+        name = json.loads(manifest.read_text(encoding="utf-8")).get("data_file")
+    except Exception:  # noqa: BLE001 - an unreadable manifest is still a file to quarantine
+        return None
+    return manifest.parent / name if isinstance(name, str) and "/" not in name and "\\" not in name else None
+
+
+def unprocessed_manifests(manifests: list[Path], registry: dict[str, str], dataset: str) -> list[tuple[Path, str]]:
+    """(manifest, data file SHA-256) of those whose data file's content the registry does not have."""
+    out = []
+    for manifest in manifests:
+        data = manifest_data_file(manifest)
+        sha = sha256_file(data) if data is not None and data.is_file() else "unreadable"
+        if data is None or registry.get(f"{dataset}/{data.name}") != sha:
+            out.append((manifest, sha))
+    return out

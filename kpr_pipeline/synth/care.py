@@ -16,7 +16,8 @@ import numpy as np
 
 from kpr_pipeline.domain import reference
 from kpr_pipeline.synth import model
-from kpr_pipeline.synth.care_model import Decision, care_users, decisions, function_scores, hash_uniform
+from kpr_pipeline.synth.care_model import (Decision, care_users, decisions, function_scores, hash_uniform,
+                                           visiting_users)
 from kpr_pipeline.synth.output import GroundTruth
 from kpr_pipeline.synth.population import Population
 from kpr_pipeline.synth.rng import stream
@@ -68,14 +69,7 @@ class CareGenerator:
         for p, c in zip(users, codes[users]):
             by_code.setdefault(c, []).append(int(p))
         valid = self.municipalities(year)
-        # A few users are also served by a second municipality in the same county that year.
-        visitors: dict[str, list[int]] = {}
-        second = users[hash_uniform(users, 3) < model.SECOND_MUNICIPALITY_SHARE]
-        for p in second:
-            home = codes[p]
-            same_county = [c for c in valid if c[:2] == home[:2] and c != home]
-            if same_county:
-                visitors.setdefault(same_county[int(hash_uniform(np.array([p]), 4)[0] * len(same_county))], []).append(int(p))
+        visitors = visiting_users(users, codes, valid)
         for code in valid:
             self._write_municipality(year, code, sorted(by_code.get(code, [])), sorted(visitors.get(code, [])))
             if progress is not None:
@@ -85,6 +79,10 @@ class CareGenerator:
             if retired:
                 when = dt.datetime(year + 1, 1, 10, 12, 0, 0, tzinfo=OSLO)
                 self._write_file(year, retired[0], [], [], when, defect=None, invalid_code=True)
+
+    def missing_reporters(self, year: int) -> list[str]:
+        """Municipalities that send no report for ``year`` (as ``write_year`` decides)."""
+        return [c for c in self.municipalities(year) if not self._submission_times(year, c)]
 
     def _submission_times(self, year: int, code: str) -> list[dt.datetime]:
         rng = stream(self.seed, "care-submission", year, code)
@@ -103,6 +101,9 @@ class CareGenerator:
 
     def _write_municipality(self, year: int, code: str, persons: list[int], visitors: list[int]) -> None:
         times = self._submission_times(year, code)
+        if not times:
+            self.truth.add(dataset="helse_omsorg", level="municipality", reporting_year=year, kommunenummer=code,
+                           defect="missing_reporter", expected="missing", reason="missing")
         for k, when in enumerate(times):
             final = k == len(times) - 1
             # An earlier submission lacks a few persons that the correction adds.

@@ -105,3 +105,15 @@ def function_scores(persons: np.ndarray, ages: np.ndarray) -> np.ndarray:
 
 def _date(ordinal: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=int(ordinal))
+
+
+def visiting_users(users: np.ndarray, codes: np.ndarray, valid: list[str]) -> dict[str, list[int]]:
+    """A few users are also served by a second municipality in the same county in a year (its first decision):
+    visiting municipality -> users. The KPR reports and the IPLOS 2017 extract use the same choice."""
+    visitors: dict[str, list[int]] = {}
+    for p in users[hash_uniform(users, 3) < model.SECOND_MUNICIPALITY_SHARE]:
+        home = codes[p]
+        same_county = [c for c in valid if c[:2] == home[:2] and c != home]
+        if same_county:
+            visitors.setdefault(same_county[int(hash_uniform(np.array([p]), 4)[0] * len(same_county))], []).append(int(p))
+    return visitors

@@ -16,7 +16,8 @@ import pandas as pd
 from kpr_pipeline.domain.landing import IPLOS_FORMAT
 from kpr_pipeline.domain.pseudonyms import pseudonymise
 from kpr_pipeline.synth import model
-from kpr_pipeline.synth.care_model import care_users, decisions, function_scores, hash_uniform
+from kpr_pipeline.domain import reference
+from kpr_pipeline.synth.care_model import care_users, decisions, function_scores, hash_uniform, visiting_users
 from kpr_pipeline.synth.output import GroundTruth, csv_bytes, manifest_for, open_gzip
 from kpr_pipeline.synth.population import Population, to_ordinal
 from kpr_pipeline.synth.rng import stream
@@ -62,7 +63,23 @@ class IplosGenerator:
                 for value in sorted(values):
                     self.truth.add(dataset="reconciliation_2017", kind=kind, iplos_pseudonym=value)
             self._extra = set(pseudonyms[1])
+            self._dropped = set(dropped.tolist())
         return persons
+
+    def visitor_rows(self, year: int, codes: np.ndarray) -> pd.DataFrame:
+        """2017 only: the first decision of users also served by a second municipality, under that
+        municipality, exactly as the KPR reports carry them (so only planted differences remain)."""
+        users = care_users(self.pop, year, codes)
+        valid = reference.municipality_codes_valid(year, reporters_only=True)
+        frames = []
+        for code, people in sorted(visiting_users(users, codes, valid).items()):
+            people = np.array([p for p in people if p not in self._dropped], dtype=np.int64)
+            if len(people):
+                moved = codes.copy()
+                moved[people] = code
+                rows = self.rows(year, people, moved)
+                frames.append(rows.drop_duplicates("pseudonym", keep="first"))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
     def rows(self, year: int, persons: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
         """The extract rows of ``persons``: one per service decision active in the year."""
@@ -76,7 +93,7 @@ class IplosGenerator:
             scores = all_scores[i]
             for d in ds[i]:
                 kode = d.kode
-                if year <= 2018 and kode == 4 and hash_uniform(np.array([p]), 9)[0] < 0.3:
+                if year <= 2016 and kode == 4 and hash_uniform(np.array([p]), 9)[0] < 0.3:
                     kode = 16  # rehabilitation outside institutions, an IPLOS-era code
                 records.append([pseud[i], str(year), codes[p], str(pop.sex[p]), str(pop.birth_year[p]), str(kode),
                                 d.fra.isoformat(), d.til.isoformat() if d.til else "",
@@ -127,8 +144,9 @@ class IplosGenerator:
         written = 0
         with open_gzip(path) as gz:
             gz.write(csv_bytes(pd.DataFrame(columns=COLUMNS)))
-            for chunk, part in enumerate(np.array_split(persons, n_chunks)):
-                frame = self.rows(year, part, codes)
+            parts = list(np.array_split(persons, n_chunks)) + (["visitors"] if year == 2017 else [])
+            for chunk, part in enumerate(parts):
+                frame = self.visitor_rows(year, codes) if isinstance(part, str) else self.rows(year, part, codes)
                 if year == 2017:
                     frame = self._plant_changes(frame, chunk)
                 frame = self._damage(year, chunk, frame, written)
