@@ -65,20 +65,8 @@ class Settings:
                 "KPR_WAREHOUSE_URL must be a duckdb:/// or postgresql:// SQLAlchemy URL, "
                 f"not one starting {url.split(':', 1)[0]!r}."
             )
-        settle = (e.get("KPR_REPORT_SETTLE_SECONDS") or "30").strip()
-        try:
-            settle_seconds = float(settle)
-        except ValueError:
-            settle_seconds = -1.0
-        if not 0 <= settle_seconds <= 86_400:
-            raise SettingsError(f"KPR_REPORT_SETTLE_SECONDS must be a number of seconds from 0 to 86400, not {settle!r}.")
-        threshold = (e.get("KPR_RECONCILIATION_MATCH_THRESHOLD") or "0.95").strip()
-        try:
-            match_threshold = float(threshold)
-        except ValueError:
-            match_threshold = -1.0
-        if not 0 <= match_threshold <= 1:
-            raise SettingsError(f"KPR_RECONCILIATION_MATCH_THRESHOLD must be a share from 0 to 1, not {threshold!r}.")
+        settle_seconds = _number(e, "KPR_REPORT_SETTLE_SECONDS", 30.0, 86_400, "a number of seconds from 0 to 86400")
+        match_threshold = _number(e, "KPR_RECONCILIATION_MATCH_THRESHOLD", 0.95, 1.0, "a share from 0 to 1")
         return cls(
             env=env,
             landing_dir=Path(e.get("KPR_LANDING_DIR") or "data/landing"),
@@ -102,6 +90,18 @@ class Settings:
             "KPR_REPORT_SETTLE_SECONDS": f"{self.report_settle_seconds:g}",
             "KPR_RECONCILIATION_MATCH_THRESHOLD": f"{self.reconciliation_match_threshold:g}",
         }
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, highest: float, what: str) -> float:
+    """A number setting from 0 to ``highest``; anything else is one sentence naming the setting."""
+    text = (environ.get(name) or str(default)).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= highest:
+        raise SettingsError(f"{name} must be {what}, not {text!r}.")
+    return value
 
 
 def redact_url(url: str) -> str:
