@@ -16,6 +16,8 @@ from typing import Mapping
 DEVELOPMENT_PSEUDONYM_KEY = "kpr-development-pseudonym-key-not-for-production"
 MIN_PRODUCTION_KEY_BYTES = 32
 ENVIRONMENTS = ("development", "test", "production")
+#: How split municipalities are mapped to current borders (spec/statistics.md, Geography).
+SPLIT_POLICIES = ("weight", "rollup", "suppress")
 
 
 class SettingsError(ValueError):
@@ -32,6 +34,7 @@ class Settings:
     iplos_pseudonym_key: str | None = None
     report_settle_seconds: float = 30.0
     reconciliation_match_threshold: float = 0.95
+    split_policy: str = "weight"
 
     @property
     def production(self) -> bool:
@@ -67,6 +70,9 @@ class Settings:
             )
         settle_seconds = _number(e, "KPR_REPORT_SETTLE_SECONDS", 30.0, 86_400, "a number of seconds from 0 to 86400")
         match_threshold = _number(e, "KPR_RECONCILIATION_MATCH_THRESHOLD", 0.95, 1.0, "a share from 0 to 1")
+        split_policy = (e.get("KPR_SPLIT_POLICY") or "weight").strip()
+        if split_policy not in SPLIT_POLICIES:
+            raise SettingsError(f"KPR_SPLIT_POLICY must be one of {', '.join(SPLIT_POLICIES)}, not {split_policy!r}.")
         return cls(
             env=env,
             landing_dir=Path(e.get("KPR_LANDING_DIR") or "data/landing"),
@@ -76,6 +82,7 @@ class Settings:
             iplos_pseudonym_key=e.get("IPLOS_PSEUDONYM_KEY") or None,
             report_settle_seconds=settle_seconds,
             reconciliation_match_threshold=match_threshold,
+            split_policy=split_policy,
         )
 
     def describe(self) -> dict[str, str]:
@@ -89,6 +96,7 @@ class Settings:
             "IPLOS_PSEUDONYM_KEY": "set" if self.iplos_pseudonym_key else "not set",
             "KPR_REPORT_SETTLE_SECONDS": f"{self.report_settle_seconds:g}",
             "KPR_RECONCILIATION_MATCH_THRESHOLD": f"{self.reconciliation_match_threshold:g}",
+            "KPR_SPLIT_POLICY": self.split_policy,
         }
 
 

@@ -5,8 +5,8 @@ import dagster as dg
 from kpr_pipeline.definitions import build_definitions, defs
 
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
-                   "ref_population", "kuhr_deliveries", "kuhr_treatment_months", "care_reports", "care_completeness", "iplos_extracts",
-                   "reconciliation_2017"}
+                   "ref_population", "population_denominators", "kuhr_deliveries", "kuhr_treatment_months",
+                   "care_reports", "care_completeness", "iplos_extracts", "reconciliation_2017"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -16,6 +16,8 @@ EXPECTED_CHECKS = {
     ("ref_tjenestekoder", "contract_ref_tjenestekoder"),
     ("ref_population", "contract_ref_population"),
     ("ref_population", "population_covers_valid_codes"),
+    ("population_denominators", "contract_population_current"),
+    ("population_denominators", "population_totals_preserved"),
     ("kuhr_deliveries", "contract_kuhr_claims"),
     ("kuhr_deliveries", "contract_kuhr_deliveries"),
     ("kuhr_deliveries", "kuhr_accounting"),

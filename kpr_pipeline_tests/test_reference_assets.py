@@ -20,7 +20,7 @@ def test_reference_assets_load_and_pass_their_checks(warehouse_url, dagster_inst
     result = _run(defs, dagster_instance)
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 8 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 10 and all(e.passed for e in evaluations)
     warehouse = defs.resources["warehouse"].get()
     assert warehouse.scalar("SELECT COUNT(*) FROM ref_municipalities") == 847
     assert warehouse.scalar("SELECT COUNT(*) FROM ref_municipality_changes") == 491
@@ -30,6 +30,10 @@ def test_reference_assets_load_and_pass_their_checks(warehouse_url, dagster_inst
     assert warehouse.scalar("SELECT COUNT(*) FROM ref_municipalities") == 847
     records = dagster_instance.fetch_materializations(dg.AssetKey("ref_population"), limit=1).records
     assert records[0].asset_materialization.metadata["rows"].value == 939_902
+    # Denominators on current borders: the 2020 total survives the mapping; later years are imputed.
+    assert warehouse.scalar("SELECT SUM(persons) FROM population_current WHERE year = 2020 AND sex = 'T'") == 5_367_580
+    assert warehouse.scalar("SELECT MIN(year) FROM population_current WHERE imputed") == 2023
+    assert warehouse.scalar("SELECT COUNT(DISTINCT kommunenummer) FROM population_current WHERE year = 2017") == 357
 
 
 def test_a_broken_change_table_fails_the_blocking_checks(warehouse_url, dagster_instance):

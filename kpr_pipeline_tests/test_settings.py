@@ -24,6 +24,7 @@ def test_defaults_are_the_spec_defaults():
         ({"KPR_REPORT_SETTLE_SECONDS": "soon"}, "KPR_REPORT_SETTLE_SECONDS"),
         ({"KPR_REPORT_SETTLE_SECONDS": "-1"}, "KPR_REPORT_SETTLE_SECONDS"),
         ({"KPR_RECONCILIATION_MATCH_THRESHOLD": "95%"}, "KPR_RECONCILIATION_MATCH_THRESHOLD"),
+        ({"KPR_SPLIT_POLICY": "average"}, "KPR_SPLIT_POLICY"),
     ],
 )
 def test_a_wrong_setting_fails_with_one_sentence_naming_it(env, names):

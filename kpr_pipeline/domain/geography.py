@@ -15,6 +15,7 @@ import pandas as pd
 
 from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.reference import CURRENT_DIVISION_YEAR
+from kpr_pipeline.settings import SPLIT_POLICIES
 
 
 class CodeHistory:
@@ -61,6 +62,57 @@ class CodeHistory:
                 if not ends or not set(ends) <= valid_now or abs(sum(ends.values()) - 1.0) > 1e-9:
                     broken.add(code)
         return sorted(broken)
+
+
+UNKNOWN = "9999"
+
+
+def code_map(codes: list[str], year: int, policy: str = "weight", history: CodeHistory | None = None) -> pd.DataFrame:
+    """Each code (as used in ``year``) mapped to current codes: columns code, current_code, weight, suppressed.
+
+    A code not valid in ``year`` (an export made on a later or earlier division) is followed from the
+    nearest year in which it was valid. 9999 stays 9999. Split municipalities follow the policy
+    (spec/statistics.md): ``weight`` distributes by the change table's weights, ``rollup`` reports the
+    pre-split data on the county's unknown-municipality code ``xx99``, ``suppress`` maps them to their
+    successors with weight 0 and ``suppressed`` set, so those cells are left empty.
+    """
+    if policy not in SPLIT_POLICIES:
+        raise ValueError(f"split policy must be one of {', '.join(SPLIT_POLICIES)}, not {policy!r}")
+    history = history or default_history()
+    rows = []
+    for code in sorted(set(codes)):
+        if code == UNKNOWN:
+            rows.append((code, code, 1.0, False))
+            continue
+        ends = history.successors(code, _nearest_valid_year(history, code, year))
+        if len(ends) > 1 and policy == "rollup":
+            rows.append((code, f"{next(iter(ends))[:2]}99", 1.0, False))
+        elif len(ends) > 1 and policy == "suppress":
+            rows += [(code, new, 0.0, True) for new in sorted(ends)]
+        else:
+            rows += [(code, new, weight, False) for new, weight in sorted(ends.items())]
+    return pd.DataFrame(rows, columns=["code", "current_code", "weight", "suppressed"])
+
+
+def _nearest_valid_year(history: CodeHistory, code: str, year: int) -> int:
+    m = history.municipalities[history.municipalities["code"].astype(str) == code]
+    if m.empty:
+        return year
+    first = int(pd.to_numeric(m["valid_from"]).min())
+    last = pd.to_numeric(m["valid_to"], errors="coerce").max()
+    last = CURRENT_DIVISION_YEAR if pd.isna(last) else int(last)
+    return min(max(year, first), last)
+
+
+def apportion(frame: pd.DataFrame, value: str, group: list[str]) -> pd.Series:
+    """``value`` * ``weight`` rounded to integers so that each group's total is preserved (largest remainder)."""
+    exact = frame[value] * frame["weight"]
+    floor = exact.floordiv(1)
+    remainder = exact - floor
+    missing = (frame.assign(_f=floor).groupby(group)["_f"].transform("sum")
+               - frame.assign(_e=exact).groupby(group)["_e"].transform("sum")).round().abs()
+    rank = remainder.groupby([frame[g] for g in group]).rank(method="first", ascending=False)
+    return (floor + (rank <= missing).astype(int)).astype("int64")
 
 
 @lru_cache(maxsize=1)

@@ -54,3 +54,29 @@ def load_population(directory: Path) -> pd.DataFrame:
     """All exports in ``directory``; per year the total-sex rows come from the ``Personer*`` files."""
     frames = [parse_ssb_07459(p) for p in sorted(Path(directory).glob("*.csv"))]
     return pd.concat(frames, ignore_index=True)
+
+
+def population_current(population: pd.DataFrame, policy: str, through_year: int) -> pd.DataFrame:
+    """Population on current municipality borders, per year, code, age and sex.
+
+    Each year's codes are mapped forward (``geography.code_map``, split ``policy``), split counts
+    apportioned so that totals are preserved, and years after the last published year up to
+    ``through_year`` carried forward from it and marked ``imputed``. Columns: year, kommunenummer,
+    age, sex, persons, imputed, suppressed (a split under the ``suppress`` policy: the cell is empty).
+    """
+    from kpr_pipeline.domain.geography import apportion, code_map
+
+    frames = []
+    for year, part in population.groupby("year", sort=True):
+        mapped = part.merge(code_map(part["kommunenummer"].unique().tolist(), int(year), policy),
+                            left_on="kommunenummer", right_on="code")
+        mapped["persons"] = apportion(mapped, "persons", ["kommunenummer", "age", "sex"])
+        frames.append(mapped.groupby(["year", "current_code", "age", "sex"], as_index=False)
+                      .agg(persons=("persons", "sum"), suppressed=("suppressed", "any")))
+    out = pd.concat(frames, ignore_index=True).rename(columns={"current_code": "kommunenummer"})
+    out["persons"] = out["persons"].astype("Int64").mask(out["suppressed"])  # empty, not a partial count
+    out["imputed"] = False
+    last = int(out["year"].max())
+    carried = [out[out["year"] == last].assign(year=y, imputed=True) for y in range(last + 1, through_year + 1)]
+    out = pd.concat([out, *carried], ignore_index=True)
+    return out[["year", "kommunenummer", "age", "sex", "persons", "imputed", "suppressed"]]

@@ -1,6 +1,7 @@
 """Reference data assets: the project's copy of the reference files, loaded into the warehouse."""
 
 
+import datetime as dt
 from typing import Callable
 
 import dagster as dg
@@ -10,7 +11,8 @@ import sqlalchemy as sa
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.landing import sha256_file
-from kpr_pipeline.domain.population import parse_ssb_07459
+from kpr_pipeline.domain.population import parse_ssb_07459, population_current
+from kpr_pipeline.settings import get_settings
 from kpr_pipeline.warehouse.engine import bulk_insert
 
 GROUP = "reference"
@@ -72,4 +74,28 @@ def _source_path(name: str):
     return direct if direct.exists() else reference.REFERENCE_DIR / "ssb_07459" / name
 
 
-reference_assets = [_reference_asset(name) for name in REFERENCE_TABLES]
+@dg.asset(
+    group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"sql"},
+    deps=["ref_population", "ref_municipalities", "ref_municipality_changes"],
+    description="Population on 1 January on current (2024) municipality borders, by age and sex: codes mapped "
+    "forward with the split policy (KPR_SPLIT_POLICY), totals preserved; years after the last published "
+    "year carried forward and marked imputed. The denominators of the statistics.",
+)
+def population_denominators(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = get_settings()
+    w = warehouse.get()
+    population = w.query("SELECT year, kommunenummer, age, sex, persons FROM ref_population")
+    through = dt.date.today().year
+    current = population_current(population, settings.split_policy, through).assign(split_policy=settings.split_policy)
+    rows = replace_table(w, "population_current", current)
+    published = current.loc[~current["imputed"], "year"]
+    return dg.MaterializeResult(metadata={
+        "rows": rows, "split_policy": settings.split_policy,
+        "published_years": f"{int(published.min())}-{int(published.max())}",
+        "imputed_years": dg.MetadataValue.json(sorted(int(y) for y in current.loc[current["imputed"], "year"].unique())),
+        "national_population_last_published_year": int(current.loc[
+            (current["year"] == published.max()) & (current["sex"] == "T"), "persons"].sum()),
+    })
+
+
+reference_assets = [_reference_asset(name) for name in REFERENCE_TABLES] + [population_denominators]

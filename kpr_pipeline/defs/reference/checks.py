@@ -51,5 +51,30 @@ def population_covers_valid_codes(warehouse: WarehouseResource) -> dg.AssetCheck
                                                               "problems": dg.MetadataValue.json(problems)})
 
 
+population_contract = contract_check("population_denominators", "population_current",
+                                     lambda _: ("SELECT * FROM population_current WHERE year >= 2016", {}))
+
+
+@dg.asset_check(asset="population_denominators", blocking=True,
+                description="Mapping to current borders preserves every published year's national total, and every "
+                f"code is a {CURRENT_DIVISION_YEAR} municipality or a county's unknown-municipality code (xx99).")
+def population_totals_preserved(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    w = warehouse.get()
+    source = w.query("SELECT year, SUM(persons) AS persons FROM ref_population WHERE sex = 'T' GROUP BY year")
+    mapped = w.query("SELECT year, SUM(persons) AS persons, MAX(split_policy) AS policy FROM population_current "
+                     "WHERE sex = 'T' AND NOT imputed GROUP BY year")
+    both = source.merge(mapped, on="year", suffixes=("_source", "_current"), how="outer")
+    policy = mapped["policy"].iloc[0] if len(mapped) else "weight"
+    differ = both[both["persons_source"] != both["persons_current"]]
+    if policy == "suppress":  # suppressed splits are left out on purpose
+        differ = differ[differ["persons_current"] > differ["persons_source"]]
+    valid = set(CodeHistory(w.query("SELECT * FROM ref_municipalities"), w.query(
+        "SELECT * FROM ref_municipality_changes")).valid_codes(CURRENT_DIVISION_YEAR))
+    codes = set(w.query("SELECT DISTINCT kommunenummer FROM population_current")["kommunenummer"])
+    strange = sorted(c for c in codes - valid if not c.endswith("99"))
+    return dg.AssetCheckResult(passed=differ.empty and not strange, metadata={
+        "years_differing": [int(y) for y in differ["year"]], "codes_not_current": strange, "split_policy": policy})
+
+
 reference_checks = [*contract_checks, change_weights_sum_to_one, change_chains_reach_current_codes,
-                    population_covers_valid_codes]
+                    population_covers_valid_codes, population_contract, population_totals_preserved]
