@@ -82,7 +82,6 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     the 2017 reconciliation."""
     import datetime as dt
 
-    from kpr_pipeline.defs.care.partitions import reporting_year_partitions
     from kpr_pipeline.defs.care.sensors import only_new
     from kpr_pipeline.defs.kuhr.sensors import ONLY_NEW
     from kpr_pipeline.definitions import build_definitions
@@ -109,12 +108,10 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         if pd.notna(months["a"]):
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
 
-    years = set(reporting_year_partitions.get_partition_keys())
-    reports = [p for p in care.unprocessed(care.report_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
-               if p.parent.name in years]
+    reports = care.unprocessed(care.ready_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
     echo(f"KPR-helse og omsorg: {len(reports)} new municipal reports ready")
     if reports:
-        report_years = sorted(p.parent.name for p in reports)
+        report_years = sorted(care.partition_of(p) for p in reports)
         _execute(defs, "care_year_job", instance, summary, echo, only_new(), report_years[0], report_years[-1])
 
     extracts = [m for m, _ in iplos.unprocessed(iplos.ready_manifests(settings.landing_dir),
@@ -123,7 +120,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     if extracts:
         extract_years = sorted(str(iplos.year_of(m)) for m in extracts)
         _execute(defs, "iplos_job", instance, summary, echo, IPLOS_ONLY_NEW, extract_years[0], extract_years[-1])
-    if extracts or any(p.parent.name == "2017" for p in reports):
+    if extracts or any(care.partition_of(p) == "2017" for p in reports):
         _execute(defs, "reconciliation_job", instance, summary, echo)
         if not settings.iplos_pseudonym_key:
             echo("reconciliation_2017 skipped: IPLOS_PSEUDONYM_KEY is not set")

@@ -118,6 +118,25 @@ def test_before_the_deadline_missing_municipalities_are_a_warning(warehouse_url,
     assert not complete.passed and complete.severity == dg.AssetCheckSeverity.WARN
 
 
+def test_files_no_year_takes_are_quarantined_not_left_waiting(warehouse_url, tmp_path, dagster_instance):
+    landing = tmp_path / "zone"
+    defs = _defs(warehouse_url, landing)
+    early = Report(2016, "0301", when(2017, 1, 8), []).write(landing)  # before KPR
+    odd = landing / "helse_omsorg" / "incoming" / "kpr_ho_2023_0301_20240108T093000.xml"
+    odd.parent.mkdir(parents=True)
+    odd.write_text("<x/>", encoding="utf-8")
+    tick = _tick(defs, dagster_instance)
+    assert [r.partition_key for r in tick.run_requests] == [str(dt.date.today().year - 1)]
+    result = defs.resolve_job_def("care_year_job").execute_in_process(
+        instance=dagster_instance, partition_key=tick.run_requests[0].partition_key,
+        run_config=tick.run_requests[0].run_config)
+    assert result.success
+    events = defs.resources["warehouse"].get().query("SELECT path, reason FROM quarantine_events ORDER BY path")
+    assert events["reason"].tolist() == ["reporting_year_out_of_range"] * 2
+    assert not early.exists() and not odd.exists()
+    assert not _tick(defs, dagster_instance, tick.cursor).run_requests
+
+
 def test_deadline_schedule_evaluates_the_previous_year(warehouse_url, tmp_path, dagster_instance):
     defs = _defs(warehouse_url, tmp_path / "zone")
     schedule = defs.get_schedule_def("care_deadline_schedule")

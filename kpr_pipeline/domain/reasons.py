@@ -29,6 +29,7 @@ FILE_REASONS = {
     "csv_malformed": "The CSV cannot be parsed (a row with the wrong number of fields or broken quoting).",
     "file_name_invalid": "The report's file name is not kpr_ho_<year>_<kommunenummer>_<YYYYMMDDTHHMMSS>.xml in its year folder.",
     "not_a_regular_file": "The landing file is a symbolic link or not a regular file; it is not read.",
+    "reporting_year_out_of_range": "The report is not in a year folder from 2017 to the last year that has ended.",
 }
 
 # --- KPR-KUHR rows ----------------------------------------------------------------------

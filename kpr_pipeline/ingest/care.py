@@ -33,6 +33,7 @@ from kpr_pipeline.ingest.pending import PendingRows
 from kpr_pipeline.warehouse.engine import bulk_insert
 
 DATASET = "helse_omsorg"
+FIRST_REPORTING_YEAR = 2017
 IPLOS_LINKAGE_YEAR = 2017
 STAGED = ("care_services", "care_rejected_rows", "care_warnings", "care_function_assessments")
 DATA_TABLES = ("care_services", "care_warnings", "care_function_assessments")  # the current submission's data
@@ -66,6 +67,27 @@ def report_files(landing: Path, years: set[int] | None = None) -> list[Path]:
     return sorted((p for d in folders for p in d.glob("*.xml")), key=lambda p: (p.parent.name, _stamp(p), p.name))
 
 
+def reporting_years(today: dt.date | None = None) -> range:
+    """Years whose reports can arrive: from 2017 (KPR's first) to the last year that has ended."""
+    return range(FIRST_REPORTING_YEAR, (today or dt.date.today()).year)
+
+
+def stray_files(landing: Path, years: range | None = None) -> list[Path]:
+    """Report files that no reporting-year partition will take (another folder, a year out of range):
+    every run quarantines them, so nothing waits in the landing zone unnoticed."""
+    root = landing / DATASET
+    years = years or reporting_years()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*.xml")
+                  if not (p.parent.parent.name == DATASET and _folder_year(p) in years))
+
+
+def _folder_year(path: Path) -> int | None:
+    name = path.parent.name
+    return int(name) if name.isdigit() and len(name) == 4 else None
+
+
 def _stamp(path: Path) -> str:
     parsed = parse_file_name(path.name)
     return parsed.stamp if parsed else ""
@@ -73,6 +95,18 @@ def _stamp(path: Path) -> str:
 
 def registry_path(path: Path) -> str:
     return f"{DATASET}/{path.parent.name}/{path.name}"
+
+
+def partition_of(path: Path) -> str:
+    """The reporting-year partition that processes ``path``: its folder's year, or for a stray file the
+    last reporting year (any run quarantines strays)."""
+    year = _folder_year(path)
+    return str(year if year in reporting_years() and path.parent.parent.name == DATASET else reporting_years()[-1])
+
+
+def ready_files(landing: Path) -> list[Path]:
+    """Every report file a run may take: those in the year folders and the strays."""
+    return sorted(set(report_files(landing)) | set(stray_files(landing)))
 
 
 def unprocessed(files: list[Path], registry: dict[str, str]) -> list[Path]:
@@ -83,10 +117,14 @@ def unprocessed(files: list[Path], registry: dict[str, str]) -> list[Path]:
 def process_report(warehouse: Warehouse, landing: Path, path: Path, production: bool, key: str,
                    iplos_key: str | None = None, run_id: str | None = None) -> ReportResult:
     """Load the report at ``path`` (current or superseded) or quarantine it; never raises for bad input."""
-    year = int(path.parent.name)
+    year = _folder_year(path)
     name = parse_file_name(path.name)
     code = name.kommunenummer if name else None
     keys = (production, key, iplos_key)
+    if year is None or year not in reporting_years() or path.parent.parent.name != DATASET:
+        return _quarantine(warehouse, landing, path, year, code, "reporting_year_out_of_range",
+                           f"folder {path.parent.name}: reports are for years {FIRST_REPORTING_YEAR} to last year",
+                           keys, run_id)
     if path.is_symlink() or not path.is_file():
         return _quarantine(warehouse, landing, path, year, code, "not_a_regular_file", "not read", keys, run_id)
     if name is None or name.reporting_year != year:
@@ -236,13 +274,14 @@ def _quarantine(warehouse, landing: Path, path: Path, year: int, code: str | Non
                 keys: tuple, run_id) -> ReportResult:
     event = quarantine(landing, [path], path, reason, detail, path if not path.is_symlink() else None)
     with warehouse.begin() as conn:
-        was_current = _forget_file(conn, path.name, year)
+        was_current = _forget_file(conn, path.name, year) if year is not None else False
         record_quarantine(conn, DATASET, event)
-        bulk_insert(conn, "care_submissions", pd.DataFrame({
-            "reporting_year": [year], "kommunenummer": [code], "data_file": [path.name], "sha256": [event.sha256],
-            "status": ["quarantined"], "persons": [0], "services": [0], "rows_rejected": [0],
-            "processed_at": [now()], "reason": [f"{reason}: {detail}"[:500]],
-        }))
+        if year is not None:
+            bulk_insert(conn, "care_submissions", pd.DataFrame({
+                "reporting_year": [year], "kommunenummer": [code], "data_file": [path.name], "sha256": [event.sha256],
+                "status": ["quarantined"], "persons": [0], "services": [0], "rows_rejected": [0],
+                "processed_at": [now()], "reason": [f"{reason}: {detail}"[:500]],
+            }))
         register_file(conn, DATASET, registry_path(path), event.sha256 or "", None, "quarantined", f"{year}/{code}",
                       run_id)
     result = ReportResult(path.name, year, code, "quarantined", reason=reason)

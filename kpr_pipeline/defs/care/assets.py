@@ -8,7 +8,7 @@ import dagster as dg
 from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
 from kpr_pipeline.domain.care.report import parse_file_name
-from kpr_pipeline.ingest.care import DATASET, process_report, registry_path, report_files, unprocessed
+from kpr_pipeline.ingest.care import DATASET, process_report, registry_path, report_files, stray_files, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
 from kpr_pipeline.quality.completeness import evaluate
 from kpr_pipeline.settings import get_settings
@@ -48,7 +48,7 @@ def care_reports(context: dg.AssetExecutionContext, config: ReportConfig, wareho
                  landing_zone: LandingZoneResource) -> dg.MaterializeResult:
     settings = get_settings()
     w = warehouse.get()
-    files = report_files(landing_zone.landing, set(_years(context)))
+    files = report_files(landing_zone.landing, set(_years(context))) + stray_files(landing_zone.landing)
     if config.kommunenummer:
         wanted = set(config.kommunenummer)
         files = [p for p in files if (name := parse_file_name(p.name)) and name.kommunenummer in wanted]

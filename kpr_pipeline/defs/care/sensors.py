@@ -17,7 +17,7 @@ import dagster as dg
 
 from kpr_pipeline.defs.care.assets import care_completeness, care_reports
 from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource
-from kpr_pipeline.ingest.care import DATASET, registry_path, report_files, unprocessed
+from kpr_pipeline.ingest.care import DATASET, partition_of, ready_files, registry_path, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
 
 care_year_job = dg.define_asset_job(
@@ -34,7 +34,7 @@ def only_new(files: list[str] | None = None) -> dict:
 def settled_files(landing: Path, seen: dict, now: float, settle: float) -> tuple[list[Path], dict]:
     """(files unchanged for ``settle`` seconds, the updated ``seen`` map path -> [size, mtime_ns, since])."""
     ready, updated = [], {}
-    for path in report_files(landing):
+    for path in ready_files(landing):
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -60,7 +60,7 @@ def care_report_sensor(context: dg.SensorEvaluationContext, landing_zone: Landin
     new = unprocessed(fresh, processed_files(warehouse.get(), DATASET)) if fresh else []
     by_year: dict[str, list[str]] = {}
     for path in new:
-        by_year.setdefault(path.parent.name, []).append(registry_path(path))
+        by_year.setdefault(partition_of(path), []).append(registry_path(path))
     requests = [
         dg.RunRequest(run_key=f"{year}|{'|'.join(f'{f}:{seen[f][0]}:{seen[f][1]}' for f in sorted(files))}",
                       partition_key=year, run_config=only_new(sorted(files)),
