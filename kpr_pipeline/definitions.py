@@ -10,6 +10,7 @@ import dagster as dg
 
 from kpr_pipeline.defs.care import definitions as care
 from kpr_pipeline.defs.care.schedules import care_schedules
+from kpr_pipeline.defs.catch_up import catch_up_schedules
 from kpr_pipeline.defs.iplos import definitions as iplos
 from kpr_pipeline.defs.kuhr import definitions as kuhr
 from kpr_pipeline.defs.reference import definitions as reference
@@ -21,7 +22,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
     return dg.Definitions.merge(
         reference.defs, kuhr.defs, care.defs, iplos.defs,
-        dg.Definitions(schedules=care_schedules(settings.production), resources=resources_for(settings)))
+        dg.Definitions(schedules=[*care_schedules(settings.production), *catch_up_schedules(settings.production)],
+                       resources=resources_for(settings)))
 
 
 defs = build_definitions()

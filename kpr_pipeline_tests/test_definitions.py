@@ -56,7 +56,9 @@ def test_snapshot_of_asset_and_check_keys():
     assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor",
                                                   "iplos_extract_sensor",
                                                   "default_automation_condition_sensor"}  # reconciliation_2017 (eager)
-    assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule", "kuhr_catch_up_sweep",
+                                                    "kuhr_months_catch_up_sweep", "care_catch_up_sweep",
+                                                    "iplos_catch_up_sweep"}
     partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
     assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
     assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"
@@ -72,8 +74,8 @@ def test_schedules_are_on_by_default_in_production_only():
     for env, expected in (("development", dg.DefaultScheduleStatus.STOPPED),
                           ("production", dg.DefaultScheduleStatus.RUNNING)):
         settings = Settings.from_env({"KPR_ENV": env, "KPR_PSEUDONYM_KEY": key})
-        schedule = build_definitions(settings).get_repository_def().get_schedule_def("care_deadline_schedule")
-        assert schedule.default_status == expected
+        for schedule in build_definitions(settings).get_repository_def().schedule_defs:
+            assert schedule.default_status == expected, schedule.name
 
 
 def test_every_warehouse_writer_is_in_the_warehouse_pool():
