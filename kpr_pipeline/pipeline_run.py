@@ -76,6 +76,28 @@ def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=No
                 summary.checks_failed_blocking.append(label_check)
 
 
+def reference_is_current(instance: dg.DagsterInstance, warehouse, settings: Settings) -> bool:
+    """True when every reference table was last loaded from the files as they are now, with the same split
+    policy, and the warehouse still holds exactly the rows then loaded (so ``run`` need not reload them)."""
+    from kpr_pipeline.defs.reference.assets import REFERENCE_TABLES, source_checksums
+
+    for name, (_, files, _) in REFERENCE_TABLES.items():
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is None or event.asset_materialization is None:
+            return False
+        metadata = event.asset_materialization.metadata
+        if "source_files" not in metadata or metadata["source_files"].value != source_checksums(files):
+            return False
+        if warehouse.scalar(f'SELECT COUNT(*) FROM "{name}"') != metadata["rows"].value:
+            return False
+    event = instance.get_latest_materialization_event(dg.AssetKey("population_denominators"))
+    if event is None or event.asset_materialization is None:
+        return False
+    metadata = event.asset_materialization.metadata
+    return (metadata["split_policy"].value == settings.split_policy
+            and warehouse.scalar("SELECT COUNT(*) FROM population_current") == metadata["rows"].value)
+
+
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
     """Reference data, then every ready KUHR delivery not yet processed and the months they changed, then
     every municipal report not yet processed and its year's completeness, then the IPLOS extracts and
@@ -95,7 +117,10 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     warehouse = defs.resources["warehouse"].get()
     summary = RunSummary()
     started = dt.datetime.now(dt.timezone.utc)
-    _execute(defs, "reference_job", instance, summary, echo)
+    if reference_is_current(instance, warehouse, settings):
+        echo("reference data unchanged since its last load: reference_job skipped")
+    else:
+        _execute(defs, "reference_job", instance, summary, echo)
 
     new = unprocessed(ready_manifests(settings.landing_dir), processed_files(warehouse, DATASET))
     echo(f"KUHR: {len(new)} new deliveries ready")

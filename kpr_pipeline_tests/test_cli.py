@@ -23,6 +23,7 @@ def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsy
     assert main(["run"]) == 0  # a second run finds nothing new and changes nothing
     again = capsys.readouterr().out
     assert "KUHR: 0 new deliveries ready" in again and "KUHR files loaded: 64" in again
+    assert "reference data unchanged since its last load: reference_job skipped" in again
     assert loaded == [line for line in again.splitlines() if "KUHR rows loaded" in line]
     assert (tmp_path / "data/warehouse.duckdb").exists()
     assert (tmp_path / "data/dagster_home/dagster.yaml").exists()
@@ -51,6 +52,19 @@ def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, mo
     assert main(["accept-gap", "--year", "2017", "--kommune", "0101x", "--by", "x", "--reason", "y"]) == 2
     assert main(["run"]) == 0
     assert "KPR-helse og omsorg: 0 new municipal reports ready" in capsys.readouterr().out
+    # A reference table changed behind the pipeline's back is reloaded by the next run.
+    import dagster as dg
+
+    from kpr_pipeline.pipeline_run import reference_is_current
+    from kpr_pipeline.settings import Settings
+
+    warehouse = Warehouse("duckdb:///data/warehouse.duckdb")
+    with dg.DagsterInstance.get() as instance:
+        assert reference_is_current(instance, warehouse, Settings.from_env({}))
+        assert not reference_is_current(instance, warehouse, Settings.from_env({"KPR_SPLIT_POLICY": "rollup"}))
+        with warehouse.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM ref_tjenestekoder WHERE kode = 29")
+        assert not reference_is_current(instance, warehouse, Settings.from_env({}))
 
 
 def test_a_wrong_setting_stops_the_command_with_one_sentence(tmp_path):

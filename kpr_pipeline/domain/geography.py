@@ -25,6 +25,12 @@ class CodeHistory:
         for row in changes.itertuples(index=False):
             by_year[int(row.effective_year)][str(row.old_code)].append((str(row.new_code), float(row.weight)))
         self.changes = {y: dict(v) for y, v in by_year.items()}
+        valid_to = pd.to_numeric(municipalities["valid_to"], errors="coerce").fillna(CURRENT_DIVISION_YEAR)
+        spans = pd.DataFrame({"code": municipalities["code"].astype(str),
+                              "first": pd.to_numeric(municipalities["valid_from"]), "last": valid_to})
+        #: code -> (first, last) year of validity (over all its periods)
+        self.validity = {r.code: (int(r.first), int(r.last)) for r in spans.groupby("code").agg(
+            first=("first", "min"), last=("last", "max")).reset_index().itertuples(index=False)}
 
     def valid_codes(self, year: int) -> list[str]:
         m = self.municipalities
@@ -95,12 +101,10 @@ def code_map(codes: list[str], year: int, policy: str = "weight", history: CodeH
 
 
 def _nearest_valid_year(history: CodeHistory, code: str, year: int) -> int:
-    m = history.municipalities[history.municipalities["code"].astype(str) == code]
-    if m.empty:
+    span = history.validity.get(code)
+    if span is None:
         return year
-    first = int(pd.to_numeric(m["valid_from"]).min())
-    last = pd.to_numeric(m["valid_to"], errors="coerce").max()
-    last = CURRENT_DIVISION_YEAR if pd.isna(last) else int(last)
+    first, last = span
     return min(max(year, first), last)
 
 

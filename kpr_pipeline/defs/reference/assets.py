@@ -56,7 +56,7 @@ def _reference_asset(name: str) -> dg.AssetsDefinition:
     def _asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         frame = loader()
         rows = replace_table(warehouse.get(), name, frame)
-        checksums = {f: sha256_file(_source_path(f)) for f in files}
+        checksums = source_checksums(files)
         return dg.MaterializeResult(
             metadata={
                 "rows": rows,
@@ -67,6 +67,11 @@ def _reference_asset(name: str) -> dg.AssetsDefinition:
         )
 
     return _asset
+
+
+def source_checksums(files: list[str]) -> dict[str, str]:
+    """SHA-256 of each reference source file, as recorded in the asset's metadata."""
+    return {f: sha256_file(_source_path(f)) for f in files}
 
 
 def _source_path(name: str):
