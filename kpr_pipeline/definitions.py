@@ -14,6 +14,7 @@ from kpr_pipeline.defs.catch_up import catch_up_schedules
 from kpr_pipeline.defs.iplos import definitions as iplos
 from kpr_pipeline.defs.kuhr import definitions as kuhr
 from kpr_pipeline.defs.reference import definitions as reference
+from kpr_pipeline.defs.statistics import definitions as statistics
 from kpr_pipeline.defs.resources import resources_for
 from kpr_pipeline.settings import Settings, get_settings
 
@@ -21,7 +22,7 @@ from kpr_pipeline.settings import Settings, get_settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
     return dg.Definitions.merge(
-        reference.defs, kuhr.defs, care.defs, iplos.defs,
+        reference.defs, kuhr.defs, care.defs, iplos.defs, statistics.defs,
         dg.Definitions(schedules=[*care_schedules(settings.production), *catch_up_schedules(settings.production)],
                        resources=resources_for(settings)))
 

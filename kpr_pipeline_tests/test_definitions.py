@@ -6,7 +6,8 @@ from kpr_pipeline.definitions import build_definitions, defs
 
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
                    "ref_population", "population_denominators", "kuhr_deliveries", "kuhr_treatment_months",
-                   "care_reports", "care_completeness", "iplos_extracts", "reconciliation_2017"}
+                   "care_reports", "care_completeness", "iplos_extracts", "reconciliation_2017",
+                   "kuhr_delivery_completeness"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -38,6 +39,7 @@ EXPECTED_CHECKS = {
     ("reconciliation_2017", "reconciliation_national_match_rate"),
     ("reconciliation_2017", "reconciliation_municipalities_below_threshold"),
     ("reconciliation_2017", "reconciliation_totals"),
+    ("kuhr_delivery_completeness", "delivery_completeness_adds_up"),
 }
 
 

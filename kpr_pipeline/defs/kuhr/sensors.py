@@ -22,8 +22,8 @@ kuhr_delivery_job = dg.define_asset_job(
     description="Process the KUHR deliveries of the selected delivery dates, with their checks.")
 ONLY_NEW = {"ops": {"kuhr_deliveries": {"config": {"only_new": True}}}}
 kuhr_month_job = dg.define_asset_job(
-    "kuhr_month_job", selection=dg.AssetSelection.assets(kuhr_treatment_months),
-    description="Refresh the selected treatment months.")
+    "kuhr_month_job", selection=dg.AssetSelection.assets(kuhr_treatment_months, "kuhr_delivery_completeness"),
+    description="Refresh the selected treatment months and their monthly statistics.")
 
 
 def new_deliveries(landing: Path, watermark: float, registry: dict[str, str]) -> tuple[list[tuple[Path, str]], float]:
