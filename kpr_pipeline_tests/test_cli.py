@@ -33,7 +33,7 @@ def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["generate", "--out", "data/landing", "--scale", "0.0003", "--start", "2017-12", "--end", "2017-12",
-                 "--quiet"]) == 0
+                 "--defects", "0.02", "--quiet"]) == 0
     reports = len(list((tmp_path / "data/landing/helse_omsorg/2017").glob("*.xml")))
     assert reports > 400
     assert main(["run"]) == 0  # missing municipalities are reported, they do not fail the run
@@ -43,7 +43,26 @@ def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, mo
     missing = int(out.split("municipalities missing for 2017: ")[1].split()[0])
     assert missing > 0
     from kpr_pipeline.warehouse import Warehouse
+    from kpr_pipeline_tests.leak_scan import file_leaks, warehouse_leaks
 
+    # No identifier outside the landing zone: warehouse, Dagster instance (event log, runs), output, the
+    # quarantine's reason files, what the run printed. The landing zone itself holds them by design.
+    assert warehouse_leaks(Warehouse("duckdb:///data/warehouse.duckdb")) == {}
+    assert file_leaks(tmp_path / "data/dagster_home") == {}
+    reasons = {p: n for p, n in file_leaks(tmp_path / "data/landing/quarantine").items() if p.endswith(".reason.json")}
+    assert reasons == {} and list((tmp_path / "data/landing/quarantine").rglob("*.reason.json"))
+    assert file_leaks(tmp_path / "data/landing") != {}  # the scanner does find identifiers where they are
+    from kpr_pipeline.domain.identifiers import identifiers_in_texts
+
+    assert identifiers_in_texts([out])[1] == 0
+    from kpr_pipeline_tests.care_helpers import make_identity
+
+    with Warehouse("duckdb:///data/warehouse.duckdb").begin() as conn:  # the scanner finds a planted one
+        conn.exec_driver_sql(f"UPDATE care_rejected_rows SET message = 'x {make_identity(3)} y' "
+                             "WHERE rowid = (SELECT MIN(rowid) FROM care_rejected_rows)")
+    assert warehouse_leaks(Warehouse("duckdb:///data/warehouse.duckdb")) == {"care_rejected_rows": 1}
+    with Warehouse("duckdb:///data/warehouse.duckdb").begin() as conn:
+        conn.exec_driver_sql("UPDATE care_rejected_rows SET message = 'restored'")
     codes = Warehouse("duckdb:///data/warehouse.duckdb").query(
         "SELECT kommunenummer FROM care_completeness WHERE status IN ('missing', 'quarantined')")["kommunenummer"]
     assert main(["accept-gap", "--year", "2017", "--kommune", codes[0], "--by", "Kari Steward",

@@ -3,8 +3,10 @@
 Untrusted XML: the prolog is scanned byte by byte first and any DOCTYPE refuses the file before a
 parser sees it (parser settings alone do not refuse a DTD without entities). The document is then
 parsed incrementally with lxml (no DTD loading, no entity resolution, no network) and validated
-against the XSD batch by batch: each ``bruker`` is detached from the streaming tree into a small
-document with the header and validated there, so memory is bounded by the batch, never the file.
+against the XSD batch by batch: each finished ``bruker`` is copied into a small document with the
+header and validated there, and released from the streaming tree the way lxml allows during
+incremental parsing (cleared, earlier siblings deleted; moving the element itself crashed lxml's
+garbage collection once in CI), so memory is bounded by the batch, never the file.
 lxml's own schema-validating pull parser is not used because it does not report a truncated
 document (a well-formedness error after the last complete element).
 
@@ -14,6 +16,7 @@ Nothing here knows about the warehouse: ``read_report`` yields a ``ReportHeader`
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -218,14 +221,14 @@ def read_report(path: Path, batch_persons: int = BATCH_PERSONS) -> Iterator[Repo
                         tag = el.tag
                         if tag == f"{Q}hode" and header is None and persons == 0:
                             holder = etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap)
-                            holder.append(el)
+                            holder.append(copy.deepcopy(el))
                             _validate(holder, "header")
                             header = _read_header(el)
                             yield header
                         elif tag == f"{Q}bruker" and header is not None:
                             persons += 1
-                            root.remove(el)
-                            pending.append((persons, el))
+                            pending.append((persons, copy.deepcopy(el)))
+                            _release(el)
                             if len(pending) >= batch_persons:
                                 yield flush()
                         else:
@@ -244,6 +247,15 @@ def read_report(path: Path, batch_persons: int = BATCH_PERSONS) -> Iterator[Repo
         yield flush()
     if header.antall_brukere != persons:
         raise ReportFault("antall_brukere_mismatch", f"antallBrukere is {header.antall_brukere}, the file has {persons}")
+
+
+def _release(el) -> None:
+    """Free a finished element the way lxml allows during incremental parsing: clear it and delete its
+    previous siblings (moving or deleting the element itself can crash lxml's garbage collection)."""
+    el.clear()
+    parent = el.getparent()
+    while el.getprevious() is not None:
+        del parent[0]
 
 
 def _syntax_message(exc: etree.XMLSyntaxError) -> str:

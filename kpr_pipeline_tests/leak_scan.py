@@ -1,0 +1,36 @@
+"""Search for person identifiers where none may be: every warehouse table, files, captured output.
+
+A leak is an 11-digit string that is a valid identifier or test identity (``identifiers_in_texts``).
+Numbers are scanned as text too, so an identifier stored in a numeric column is found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kpr_pipeline.domain.identifiers import identifiers_in_texts
+
+
+def warehouse_leaks(warehouse) -> dict[str, int]:
+    """Table -> number of identifiers found in any of its columns (only tables with a finding)."""
+    schema = "main" if warehouse.is_duckdb else "public"
+    tables = warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_schema = :s",
+                             s=schema)["table_name"]
+    found = {}
+    for table in tables:
+        frame = warehouse.query(f'SELECT * FROM "{table}"')
+        texts = (value for column in frame.columns for value in frame[column].dropna().astype(str))
+        _, hits = identifiers_in_texts(texts)
+        if hits:
+            found[table] = hits
+    return found
+
+
+def file_leaks(root: Path) -> dict[str, int]:
+    """File (relative to ``root``) -> identifiers found in its bytes, for every file under ``root``."""
+    found = {}
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        _, hits = identifiers_in_texts([path.read_bytes().decode("latin-1")])
+        if hits:
+            found[path.relative_to(root).as_posix()] = hits
+    return found
