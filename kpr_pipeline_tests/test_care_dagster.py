@@ -18,8 +18,9 @@ def _defs(warehouse_url, landing, settle="0"):
 
 
 def _tick(defs, instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs)
-    return defs.get_sensor_def("care_report_sensor").evaluate_tick(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 definitions=defs) as context:  # closed, so nothing leaks into later tests
+        return defs.get_sensor_def("care_report_sensor").evaluate_tick(context)
 
 
 def _checks(result) -> dict:
@@ -141,7 +142,7 @@ def test_deadline_schedule_evaluates_the_previous_year(warehouse_url, tmp_path, 
     defs = _defs(warehouse_url, tmp_path / "zone")
     schedule = defs.get_schedule_def("care_deadline_schedule")
     assert schedule.cron_schedule == "0 6 16 1 *" and schedule.execution_timezone == "Europe/Oslo"
-    context = dg.build_schedule_context(instance=dagster_instance, repository_def=defs.get_repository_def(),
-                                        scheduled_execution_time=dt.datetime(2024, 1, 16, 6, tzinfo=dt.timezone.utc))
-    request = schedule.evaluate_tick(context).run_requests[0]
+    with dg.build_schedule_context(instance=dagster_instance, repository_def=defs.get_repository_def(),
+                                   scheduled_execution_time=dt.datetime(2024, 1, 16, 6, tzinfo=dt.timezone.utc)) as context:
+        request = schedule.evaluate_tick(context).run_requests[0]
     assert request.partition_key == "2023" and request.run_config == only_new()

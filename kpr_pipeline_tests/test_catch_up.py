@@ -13,9 +13,11 @@ SIX = dt.datetime(2024, 3, 2, 5, tzinfo=dt.timezone.utc)
 
 
 def _sweep(defs, instance, name):
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=SIX, resources=defs.resources,
-                                        repository_def=defs.get_repository_def())
-    return defs.get_schedule_def(name).evaluate_tick(context).run_requests or []
+    # As a context manager: a schedule context with resources sets the instance's state storage for its
+    # duration, and leaving it unclosed would leak that into later tests.
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=SIX, resources=defs.resources,
+                                   repository_def=defs.get_repository_def()) as context:
+        return defs.get_schedule_def(name).evaluate_tick(context).run_requests or []
 
 
 def test_the_sweep_takes_what_no_sensor_took_and_then_nothing(warehouse_url, kuhr_landing, small_landing, tmp_path,

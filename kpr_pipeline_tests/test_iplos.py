@@ -152,8 +152,8 @@ def test_iplos_through_dagster_sensor_and_the_care_series(warehouse_url, reconci
     iplos_settings(SYNTHETIC_IPLOS_KEY)
     defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": warehouse_url,
                                                 "KPR_LANDING_DIR": str(reconciliation_landing)}))
-    context = dg.build_sensor_context(instance=dagster_instance, resources=defs.resources, definitions=defs)
-    tick = defs.get_sensor_def("iplos_extract_sensor").evaluate_tick(context)
+    with dg.build_sensor_context(instance=dagster_instance, resources=defs.resources, definitions=defs) as context:
+        tick = defs.get_sensor_def("iplos_extract_sensor").evaluate_tick(context)
     assert sorted(r.partition_key for r in tick.run_requests) == [str(y) for y in range(2007, 2018)]
     job = defs.resolve_job_def("iplos_job")
     result = job.execute_in_process(instance=dagster_instance, run_config=tick.run_requests[0].run_config,
@@ -161,8 +161,8 @@ def test_iplos_through_dagster_sensor_and_the_care_series(warehouse_url, reconci
                                           "dagster/asset_partition_range_end": "2017"})
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    context = dg.build_sensor_context(instance=dagster_instance, resources=defs.resources, definitions=defs)
-    assert not defs.get_sensor_def("iplos_extract_sensor").evaluate_tick(context).run_requests
+    with dg.build_sensor_context(instance=dagster_instance, resources=defs.resources, definitions=defs) as context:
+        assert not defs.get_sensor_def("iplos_extract_sensor").evaluate_tick(context).run_requests
     care = defs.resolve_job_def("care_year_job").execute_in_process(
         instance=dagster_instance, partition_key="2017", run_config={"ops": {"care_reports": {"config": {}}}})
     assert care.success

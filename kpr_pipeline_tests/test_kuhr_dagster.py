@@ -18,9 +18,9 @@ def _defs(warehouse_url, landing):
 
 def _tick(defs, instance, name, cursor=None):
     sensor = defs.get_sensor_def(name)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
-                                      definitions=defs)
-    return sensor.evaluate_tick(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 definitions=defs) as context:  # closed, so nothing leaks into later tests
+        return sensor.evaluate_tick(context)
 
 
 def _rows(kuhr_landing, n):
