@@ -20,6 +20,12 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or used; the message names ``KPR_WAREHOUSE_URL``."""
 
 
+#: DuckDB caches table pages up to its memory limit (80 % of RAM by default), so a process loading a big
+#: delivery grew with the file. With a limit, memory stays flat and DuckDB spills to disk beyond it.
+#: ``?memory_limit=4GB`` in KPR_WAREHOUSE_URL overrides it.
+DUCKDB_MEMORY_LIMIT = "512MB"
+
+
 def normalise_url(url: str) -> str:
     """A bare ``postgresql://`` (or ``postgres://``) URL uses psycopg2, the driver dagster-postgres brings;
     a relative DuckDB path is made absolute (relative to the working directory when first seen)."""
@@ -51,6 +57,8 @@ class Warehouse:
     def engine(self) -> Engine:
         if self._engine is None:
             kwargs = {"pool_pre_ping": True} if self.dialect == "postgresql" else {}
+            if self.dialect == "duckdb" and "memory_limit" not in make_url(self.url).query:
+                kwargs = {"connect_args": {"config": {"memory_limit": DUCKDB_MEMORY_LIMIT}}}
             self._engine = sa.create_engine(self.url, **kwargs)
         return self._engine
 
