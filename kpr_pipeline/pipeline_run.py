@@ -90,12 +90,16 @@ def reference_is_current(instance: dg.DagsterInstance, warehouse, settings: Sett
             return False
         if warehouse.scalar(f'SELECT COUNT(*) FROM "{name}"') != metadata["rows"].value:
             return False
-    event = instance.get_latest_materialization_event(dg.AssetKey("population_denominators"))
-    if event is None or event.asset_materialization is None:
-        return False
-    metadata = event.asset_materialization.metadata
-    return (metadata["split_policy"].value == settings.split_policy
-            and warehouse.scalar("SELECT COUNT(*) FROM population_current") == metadata["rows"].value)
+    for name in ("population_denominators", "geography_current"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is None or event.asset_materialization is None:
+            return False
+        if event.asset_materialization.metadata["split_policy"].value != settings.split_policy:
+            return False
+    population = instance.get_latest_materialization_event(dg.AssetKey("population_denominators"))
+    return (warehouse.scalar("SELECT COUNT(*) FROM population_current")
+            == population.asset_materialization.metadata["rows"].value
+            and warehouse.scalar("SELECT COUNT(*) FROM geography_units") > 0)
 
 
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:

@@ -79,8 +79,9 @@ def code_map(codes: list[str], year: int, policy: str = "weight", history: CodeH
     A code not valid in ``year`` (an export made on a later or earlier division) is followed from the
     nearest year in which it was valid. 9999 stays 9999. Split municipalities follow the policy
     (spec/statistics.md): ``weight`` distributes by the change table's weights, ``rollup`` reports the
-    pre-split data on the county's unknown-municipality code ``xx99``, ``suppress`` maps them to their
-    successors with weight 0 and ``suppressed`` set, so those cells are left empty.
+    pre-split data on the county's unknown-municipality code ``xx99``, ``suppress`` distributes them like
+    ``weight`` but sets ``suppressed``: the successors' cells are left empty wherever a municipality is
+    shown, while county and national totals stay whole.
     """
     if policy not in SPLIT_POLICIES:
         raise ValueError(f"split policy must be one of {', '.join(SPLIT_POLICIES)}, not {policy!r}")
@@ -94,7 +95,7 @@ def code_map(codes: list[str], year: int, policy: str = "weight", history: CodeH
         if len(ends) > 1 and policy == "rollup":
             rows.append((code, f"{next(iter(ends))[:2]}99", 1.0, False))
         elif len(ends) > 1 and policy == "suppress":
-            rows += [(code, new, 0.0, True) for new in sorted(ends)]
+            rows += [(code, new, weight, True) for new, weight in sorted(ends.items())]
         else:
             rows += [(code, new, weight, False) for new, weight in sorted(ends.items())]
     return pd.DataFrame(rows, columns=["code", "current_code", "weight", "suppressed"])
@@ -117,6 +118,57 @@ def apportion(frame: pd.DataFrame, value: str, group: list[str]) -> pd.Series:
                - frame.assign(_e=exact).groupby(group)["_e"].transform("sum")).round().abs()
     rank = remainder.groupby([frame[g] for g in group]).rank(method="first", ascending=False)
     return (floor + (rank <= missing).astype(int)).astype("int64")
+
+
+COUNTRY = "0000"
+#: Codes counted in the national row only: unknown (9999), Svalbard (2100) and Jan Mayen (2200) are in no
+#: county (and 2100 would collide with a county row ``2100``).
+NATIONAL_ONLY = ("2100", "2200", UNKNOWN)
+
+
+def county_code(code: str) -> str:
+    """The county row of a statistic: ``xx00``."""
+    return f"{code[:2]}00"
+
+
+def statistics_geography(policy: str, years: range, history: CodeHistory | None = None
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The warehouse's geography tables for one split policy, so statistics map codes in SQL.
+
+    Returns three frames:
+    - ``units``: the rows a statistic has on the current division: municipalities, counties (``xx00``),
+      the country (``0000``), the codes counted nationally only (``NATIONAL_ONLY``) and, under ``rollup``,
+      each county's unknown-municipality code ``xx99``;
+    - ``code_units``: per year, every code (as used in that year) to the unit it is counted in and that
+      unit's county (none for 9999). A split municipality is its own unit (counted once in its county),
+      later apportioned to its successors; under ``rollup`` it is ``xx99``;
+    - ``split_weights``: per year, each split unit's successors and weights, with ``suppressed`` under
+      the ``suppress`` policy.
+    """
+    history = history or default_history()
+    current = [c for c in history.valid_codes(CURRENT_DIVISION_YEAR) if c not in NATIONAL_ONLY]
+    counties = sorted({c[:2] for c in current})
+    units = [(c, "municipality", c[:2]) for c in current] + [(county_code(c), "county", c) for c in counties]
+    units += [(COUNTRY, "country", None)] + [(c, "national_only", None) for c in NATIONAL_ONLY]
+    if policy == "rollup":
+        units += [(f"{c}99", "rollup", c) for c in counties]
+    all_codes = sorted(set(history.validity) | {UNKNOWN})
+    code_units, split_weights = [], []
+    for year in years:
+        mapped = code_map(all_codes, year, policy, history)
+        for code, part in mapped.groupby("code", sort=True):
+            successors = part["current_code"].tolist()
+            if successors[0] in NATIONAL_ONLY:
+                code_units.append((year, code, successors[0], None))
+            elif len(successors) == 1:
+                code_units.append((year, code, successors[0], successors[0][:2]))
+            else:
+                code_units.append((year, code, code, successors[0][:2]))
+                split_weights += [(year, code, r.current_code, r.weight, bool(r.suppressed))
+                                  for r in part.itertuples(index=False)]
+    return (pd.DataFrame(units, columns=["code", "level", "county"]),
+            pd.DataFrame(code_units, columns=["year", "code", "unit", "county"]),
+            pd.DataFrame(split_weights, columns=["year", "unit", "current_code", "weight", "suppressed"]))
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,8 @@ def population_current(population: pd.DataFrame, policy: str, through_year: int)
     Each year's codes are mapped forward (``geography.code_map``, split ``policy``), split counts
     apportioned so that totals are preserved, and years after the last published year up to
     ``through_year`` carried forward from it and marked ``imputed``. Columns: year, kommunenummer,
-    age, sex, persons, imputed, suppressed (a split under the ``suppress`` policy: the cell is empty).
+    age, sex, persons, imputed, suppressed (a split under the ``suppress`` policy: the figure counts in
+    county and national totals and is left empty wherever the municipality is shown).
     """
     from kpr_pipeline.domain.geography import apportion, code_map
 
@@ -74,7 +75,7 @@ def population_current(population: pd.DataFrame, policy: str, through_year: int)
         frames.append(mapped.groupby(["year", "current_code", "age", "sex"], as_index=False)
                       .agg(persons=("persons", "sum"), suppressed=("suppressed", "any")))
     out = pd.concat(frames, ignore_index=True).rename(columns={"current_code": "kommunenummer"})
-    out["persons"] = out["persons"].astype("Int64").mask(out["suppressed"])  # empty, not a partial count
+    out["persons"] = out["persons"].astype("Int64")
     out["imputed"] = False
     last = int(out["year"].max())
     carried = [out[out["year"] == last].assign(year=y, imputed=True) for y in range(last + 1, through_year + 1)]

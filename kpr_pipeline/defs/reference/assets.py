@@ -10,12 +10,15 @@ import sqlalchemy as sa
 
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from kpr_pipeline.domain import reference
+from kpr_pipeline.domain.geography import CodeHistory, statistics_geography
 from kpr_pipeline.domain.landing import sha256_file
 from kpr_pipeline.domain.population import parse_ssb_07459, population_current
 from kpr_pipeline.settings import get_settings
 from kpr_pipeline.warehouse.engine import bulk_insert
 
 GROUP = "reference"
+#: The first year a statistic maps codes for (IPLOS starts in 2007; 2006 covers a stray earlier code).
+GEOGRAPHY_FIRST_YEAR = 2006
 
 
 def _population() -> pd.DataFrame:
@@ -103,4 +106,28 @@ def population_denominators(warehouse: WarehouseResource) -> dg.MaterializeResul
     })
 
 
-reference_assets = [_reference_asset(name) for name in REFERENCE_TABLES] + [population_denominators]
+@dg.asset(
+    group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"sql"},
+    deps=["ref_municipalities", "ref_municipality_changes"],
+    description="The current (2024) division the statistics are published on, and per year which unit every "
+    "municipality code is counted in, with the split weights (KPR_SPLIT_POLICY): the statistics map codes in SQL.",
+)
+def geography_current(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = get_settings()
+    w = warehouse.get()
+    history = CodeHistory(w.query("SELECT * FROM ref_municipalities"), w.query("SELECT * FROM ref_municipality_changes"))
+    years = range(GEOGRAPHY_FIRST_YEAR, dt.date.today().year + 2)
+    frames = statistics_geography(settings.split_policy, years, history)
+    with w.begin() as conn:
+        for table, frame in zip(("geography_units", "geography_code_units", "geography_split_weights"), frames):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+            bulk_insert(conn, table, frame.assign(split_policy=settings.split_policy))
+    units, _, weights = frames
+    return dg.MaterializeResult(metadata={
+        "split_policy": settings.split_policy, "years": f"{years.start}-{years.stop - 1}",
+        "units_by_level": dg.MetadataValue.json({k: int(v) for k, v in units["level"].value_counts().items()}),
+        "split_units": dg.MetadataValue.json(sorted(weights["unit"].unique().tolist())),
+    })
+
+
+reference_assets = [_reference_asset(name) for name in REFERENCE_TABLES] + [population_denominators, geography_current]

@@ -66,8 +66,6 @@ def population_totals_preserved(warehouse: WarehouseResource) -> dg.AssetCheckRe
     both = source.merge(mapped, on="year", suffixes=("_source", "_current"), how="outer")
     policy = mapped["policy"].iloc[0] if len(mapped) else "weight"
     differ = both[both["persons_source"] != both["persons_current"]]
-    if policy == "suppress":  # suppressed splits are left out on purpose
-        differ = differ[differ["persons_current"] > differ["persons_source"]]
     valid = set(CodeHistory(w.query("SELECT * FROM ref_municipalities"), w.query(
         "SELECT * FROM ref_municipality_changes")).valid_codes(CURRENT_DIVISION_YEAR))
     codes = set(w.query("SELECT DISTINCT kommunenummer FROM population_current")["kommunenummer"])
