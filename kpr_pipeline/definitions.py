@@ -15,6 +15,7 @@ from kpr_pipeline.defs.iplos import definitions as iplos
 from kpr_pipeline.defs.kuhr import definitions as kuhr
 from kpr_pipeline.defs.reference import definitions as reference
 from kpr_pipeline.defs.statistics import definitions as statistics
+from kpr_pipeline.defs.statistics.schedules import statistics_schedules
 from kpr_pipeline.defs.resources import resources_for
 from kpr_pipeline.settings import Settings, get_settings
 
@@ -23,7 +24,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
     return dg.Definitions.merge(
         reference.defs, kuhr.defs, care.defs, iplos.defs, statistics.defs,
-        dg.Definitions(schedules=[*care_schedules(settings.production), *catch_up_schedules(settings.production)],
+        dg.Definitions(schedules=[*care_schedules(settings.production), *catch_up_schedules(settings.production),
+                                  *statistics_schedules(settings.production)],
                        resources=resources_for(settings)))
 
 

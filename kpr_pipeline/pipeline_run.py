@@ -102,6 +102,34 @@ def reference_is_current(instance: dg.DagsterInstance, warehouse, settings: Sett
             and warehouse.scalar("SELECT COUNT(*) FROM geography_units") > 0)
 
 
+def _refresh_kuhr_years(defs, instance, summary: RunSummary, echo, first: int, last: int) -> None:
+    """The annual KUHR statistics of the touched years, and the care users' GP contacts of those years."""
+    from kpr_pipeline.defs.care.partitions import reporting_year_partitions
+
+    _execute(defs, "kuhr_year_job", instance, summary, echo, None, str(first), str(last))
+    care_years = [y for y in range(max(first, 2017), last + 1) if reporting_year_partitions.has_partition_key(str(y))]
+    if care_years:
+        _execute(defs, "care_statistics_job", instance, summary, echo, None, str(care_years[0]), str(care_years[-1]))
+
+
+def _refresh_all_statistics(defs, instance, summary: RunSummary, echo, warehouse) -> None:
+    """Every statistic over the periods that have data (after the reference data changed)."""
+    from kpr_pipeline.defs.care.partitions import reporting_year_partitions
+
+    months = warehouse.query("SELECT MIN(behandlingsmaaned) AS a, MAX(behandlingsmaaned) AS b FROM kuhr_claims").iloc[0]
+    if pd.notna(months["a"]):
+        _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
+        _refresh_kuhr_years(defs, instance, summary, echo, int(str(months["a"])[:4]), int(str(months["b"])[:4]))
+    care = [str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM care_services ORDER BY 1")
+            ["reporting_year"] if reporting_year_partitions.has_partition_key(str(y))]
+    if care:
+        _execute(defs, "care_statistics_job", instance, summary, echo, None, care[0], care[-1])
+    iplos_years = [str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM iplos_services ORDER BY 1")
+                   ["reporting_year"]]
+    if iplos_years:
+        _execute(defs, "iplos_statistics_job", instance, summary, echo, None, iplos_years[0], iplos_years[-1])
+
+
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
     """Reference data, then every ready KUHR delivery not yet processed and the months they changed, then
     every municipal report not yet processed and its year's completeness, then the IPLOS extracts and
@@ -121,10 +149,11 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     warehouse = defs.resources["warehouse"].get()
     summary = RunSummary()
     started = dt.datetime.now(dt.timezone.utc)
-    if reference_is_current(instance, warehouse, settings):
-        echo("reference data unchanged since its last load: reference_job skipped")
-    else:
+    reference_reloaded = not reference_is_current(instance, warehouse, settings)
+    if reference_reloaded:
         _execute(defs, "reference_job", instance, summary, echo)
+    else:
+        echo("reference data unchanged since its last load: reference_job skipped")
 
     new = unprocessed(ready_manifests(settings.landing_dir), processed_files(warehouse, DATASET))
     echo(f"KUHR: {len(new)} new deliveries ready")
@@ -134,8 +163,9 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
                  dates[-1].isoformat())
         months = warehouse.query("SELECT MIN(treatment_month) AS a, MAX(treatment_month) AS b FROM kuhr_touched_months "
                                  "WHERE processed_at >= :t", t=started).iloc[0]
-        if pd.notna(months["a"]):
+        if pd.notna(months["a"]) and not reference_reloaded:
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
+            _refresh_kuhr_years(defs, instance, summary, echo, int(str(months["a"])[:4]), int(str(months["b"])[:4]))
 
     reports = care.unprocessed(care.ready_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
     echo(f"KPR-helse og omsorg: {len(reports)} new municipal reports ready")
@@ -153,6 +183,10 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         _execute(defs, "reconciliation_job", instance, summary, echo)
         if not settings.iplos_pseudonym_key:
             echo("reconciliation_2017 skipped: IPLOS_PSEUDONYM_KEY is not set")
+
+    if reference_reloaded:  # new geography or denominators: every statistic with data is recomputed
+        _refresh_all_statistics(defs, instance, summary, echo, warehouse)
+    _execute(defs, "publication_job", instance, summary, echo)
 
     counts = warehouse.query(
         "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "

@@ -35,6 +35,7 @@ class Settings:
     report_settle_seconds: float = 30.0
     reconciliation_match_threshold: float = 0.95
     split_policy: str = "weight"
+    suppression_threshold: int = 5
 
     @property
     def production(self) -> bool:
@@ -70,6 +71,9 @@ class Settings:
             )
         settle_seconds = _number(e, "KPR_REPORT_SETTLE_SECONDS", 30.0, 86_400, "a number of seconds from 0 to 86400")
         match_threshold = _number(e, "KPR_RECONCILIATION_MATCH_THRESHOLD", 0.95, 1.0, "a share from 0 to 1")
+        threshold = _number(e, "KPR_SUPPRESSION_THRESHOLD", 5, 1000, "a whole number of persons from 1 to 1000")
+        if threshold != int(threshold) or threshold < 1:
+            raise SettingsError("KPR_SUPPRESSION_THRESHOLD must be a whole number of persons from 1 to 1000.")
         split_policy = (e.get("KPR_SPLIT_POLICY") or "weight").strip()
         if split_policy not in SPLIT_POLICIES:
             raise SettingsError(f"KPR_SPLIT_POLICY must be one of {', '.join(SPLIT_POLICIES)}, not {split_policy!r}.")
@@ -83,6 +87,7 @@ class Settings:
             report_settle_seconds=settle_seconds,
             reconciliation_match_threshold=match_threshold,
             split_policy=split_policy,
+            suppression_threshold=int(threshold),
         )
 
     def describe(self) -> dict[str, str]:
@@ -97,6 +102,7 @@ class Settings:
             "KPR_REPORT_SETTLE_SECONDS": f"{self.report_settle_seconds:g}",
             "KPR_RECONCILIATION_MATCH_THRESHOLD": f"{self.reconciliation_match_threshold:g}",
             "KPR_SPLIT_POLICY": self.split_policy,
+            "KPR_SUPPRESSION_THRESHOLD": str(self.suppression_threshold),
         }
 
 

@@ -26,9 +26,12 @@ import itertools
 import uuid
 from dataclasses import dataclass, field
 
+import pandas as pd
 import sqlalchemy as sa
 
+from kpr_pipeline.domain.geography import apportion
 from kpr_pipeline.warehouse import Warehouse
+from kpr_pipeline.warehouse.engine import bulk_insert
 
 #: Age groups of spec/statistics.md (age on 31 December, from birth year): label, lowest, highest age.
 AGE_GROUPS = [("0-5", 0, 5), ("6-15", 6, 15), ("16-19", 16, 19), ("20-29", 20, 29), ("30-39", 30, 39),
@@ -64,6 +67,7 @@ class Measure:
     name: str
     aggregate: str  # SQL aggregate over the base rows
     money: bool = False  # apportioned in øre, not whole units
+    additive: bool = True  # events and sums add up; distinct persons do not
 
 
 @dataclass(frozen=True)
@@ -112,25 +116,10 @@ def _key_columns(spec: CellSpec) -> list[str]:
     return [spec.period, *spec.dims, *spec.totals]
 
 
-def _final_sql(spec: CellSpec, temp: str, periods: list, now_param: str = ":now") -> str:
+def _final_sql(spec: CellSpec, temp: str, apportioned: str, periods: list, now_param: str = ":now") -> str:
     keys = _key_columns(spec)
     names = [m.name for m in spec.measures]
     key_list = ", ".join(f"x.{k}" for k in keys)
-    apportioned = []
-    for m in spec.measures:
-        scale = 100 if m.money else 1
-        apportioned.append(
-            f"CAST(FLOOR(CAST(x.{m.name} AS DOUBLE PRECISION) * {scale} * s.weight) AS BIGINT) AS {m.name}_floor, "
-            f"CAST(x.{m.name} AS DOUBLE PRECISION) * {scale} * s.weight "
-            f"- FLOOR(CAST(x.{m.name} AS DOUBLE PRECISION) * {scale} * s.weight) AS {m.name}_rem, "
-            f"CAST(ROUND(CAST(x.{m.name} AS DOUBLE PRECISION) * {scale}) AS BIGINT) AS {m.name}_total")
-    rounded = []
-    for m in spec.measures:
-        scale = 100 if m.money else 1
-        part = (f"(p.{m.name}_floor + CASE WHEN ROW_NUMBER() OVER (PARTITION BY p.unit, {', '.join('p.' + k for k in keys)} "
-                f"ORDER BY p.{m.name}_rem DESC, p.geo) <= p.{m.name}_total - SUM(p.{m.name}_floor) OVER "
-                f"(PARTITION BY p.unit, {', '.join('p.' + k for k in keys)}) THEN 1 ELSE 0 END)")
-        rounded.append(f"CAST({part} AS DOUBLE PRECISION) / {scale} AS {m.name}" if m.money else f"{part} AS {m.name}")
     split_units = "SELECT DISTINCT year, unit FROM geography_split_weights"
     values = f"""
 SELECT {", ".join(keys)}, geo, {", ".join(f"SUM({n}) AS {n}" for n in names)} FROM (
@@ -138,9 +127,7 @@ SELECT {", ".join(keys)}, geo, {", ".join(f"SUM({n}) AS {n}" for n in names)} FR
   FROM {temp} x LEFT JOIN ({split_units}) su ON x.geo_level = 'unit' AND su.year = x.map_year AND su.unit = x.geo
   WHERE su.unit IS NULL
   UNION ALL
-  SELECT {", ".join("p." + k for k in keys)}, p.geo, {", ".join(rounded)}
-  FROM (SELECT {key_list}, x.geo AS unit, s.current_code AS geo, {", ".join(apportioned)}
-        FROM {temp} x JOIN geography_split_weights s ON x.geo_level = 'unit' AND s.year = x.map_year AND s.unit = x.geo) p
+  SELECT {", ".join(keys)}, geo, {", ".join(names)} FROM {apportioned}
 ) cells GROUP BY {", ".join(keys)}, geo"""
     period_values = values_sql([(p, _year_of(p)) for p in periods], [spec.period, "map_year"], "pv")
     grid_dims = ", ".join(f"c.{d}" for d in [*spec.dims, *spec.totals])
@@ -169,6 +156,60 @@ LEFT JOIN ({suppressed}) ss ON ss.year = g.map_year AND ss.current_code = g.komm
 """
 
 
+def _apportion_splits(conn: sa.Connection, spec: CellSpec, temp: str, target: str) -> None:
+    """A split municipality's unit-level cells shared among its successors by weight, totals preserved.
+
+    The finest cells (no total dimension) are apportioned by largest remainder, so each keeps its total;
+    a total row's additive measures are then the sum of its apportioned parts (so sexes and age groups
+    still add up to ``T`` in the successors), while its person counts are apportioned themselves
+    (distinct persons do not add up). Few cells are involved (a handful of split municipalities), so
+    this is done in pandas.
+    """
+    keys = _key_columns(spec)
+    names = [m.name for m in spec.measures]
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {target} AS SELECT {', '.join(keys)}, geo, "
+                         f"{', '.join(names)} FROM {temp} WHERE 1 = 0"))
+    rows = conn.execute(sa.text(f"""
+        SELECT x.*, x.geo AS unit, s.current_code, s.weight FROM {temp} x
+        JOIN geography_split_weights s ON x.geo_level = 'unit' AND s.year = x.map_year AND s.unit = x.geo""")).all()
+    if not rows:
+        return
+    frame = pd.DataFrame(rows, columns=list(rows[0]._fields))
+    totals = {d: (None if lit == "NULL" else lit.strip("'")) for d, lit in spec.totals.items()}
+    is_total = {d: (frame[d].isna() if t is None else frame[d] == t) for d, t in totals.items()}
+    leaf = ~pd.concat(is_total, axis=1).any(axis=1) if totals else pd.Series(True, index=frame.index)
+    cell = ["unit", *keys]
+    out = frame[["unit", "current_code", "weight", *keys]].copy()
+    for m in spec.measures:
+        scale = 100 if m.money else 1
+        scaled = frame.assign(_v=(pd.to_numeric(frame[m.name]).astype(float) * scale).round())
+        out[m.name] = apportion(scaled, "_v", cell).astype(float) / scale
+        if m.additive and totals:  # totals of additive measures: the sum of their apportioned parts
+            _sum_parts_into_totals(out, leaf, is_total, keys, m.name)
+    out = out.rename(columns={"current_code": "geo"})[[*keys, "geo", *names]]
+    for m in spec.measures:
+        if not m.money:
+            out[m.name] = out[m.name].round().astype("int64")
+    bulk_insert(conn, target, out)
+
+
+def _sum_parts_into_totals(out: pd.DataFrame, leaf: pd.Series, is_total: dict, keys: list[str], measure: str) -> None:
+    """Set ``measure`` of every total row to the sum over the finest cells it covers (in place)."""
+    parts = out[leaf]
+    dims = list(is_total)
+    for k in range(1, len(dims) + 1):
+        for rolled in itertools.combinations(dims, k):
+            rows = pd.Series(True, index=out.index)
+            for d in dims:
+                rows &= is_total[d] if d in rolled else ~is_total[d]
+            if not rows.any():
+                continue
+            by = ["unit", "current_code", *[c for c in keys if c not in rolled]]
+            sums = parts.groupby(by, dropna=False)[measure].sum().rename("_sum").reset_index()
+            merged = out.loc[rows, by].merge(sums, on=by, how="left")
+            out.loc[rows, measure] = merged["_sum"].fillna(0).to_numpy()
+
+
 def _year_of(period) -> int:
     return period.year if isinstance(period, dt.date) else int(period)
 
@@ -177,14 +218,15 @@ def compute_cells(conn: sa.Connection, spec: CellSpec, periods: list, policy: st
                   delete_where: str) -> int:
     """Replace the cells of ``periods`` (inside the caller's transaction); return the rows written."""
     tag = uuid.uuid4().hex[:12]
-    base, temp = f"base_{tag}", f"cells_{tag}"
+    base, temp, apportioned = f"base_{tag}", f"cells_{tag}", f"split_{tag}"
     conn.execute(sa.text(_base_sql(spec, base)), params)
     conn.execute(sa.text(_cells_sql(spec, base, temp)), params)
+    _apportion_splits(conn, spec, temp, apportioned)
     conn.execute(sa.text(f"DELETE FROM {spec.table} WHERE {delete_where}"), params)
     now = dt.datetime.now(dt.timezone.utc)
-    conn.execute(sa.text(_final_sql(spec, temp, periods)), {**params, "policy": policy, "now": now})
-    conn.execute(sa.text(f"DROP TABLE {temp}"))
-    conn.execute(sa.text(f"DROP TABLE {base}"))
+    conn.execute(sa.text(_final_sql(spec, temp, apportioned, periods)), {**params, "policy": policy, "now": now})
+    for table in (apportioned, temp, base):
+        conn.execute(sa.text(f"DROP TABLE {table}"))
     return count_rows(conn, spec.table, delete_where, params)
 
 

@@ -1,10 +1,15 @@
-"""Checks on the statistics: totals consistent with their inputs."""
+"""Checks on the statistics: totals consistent across levels and with their inputs, rates plausible
+(data contracts), and the publication safe from subtraction."""
 
 
 import dagster as dg
 
+from kpr_pipeline.defs.contract_checks import contract_check
 from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.defs.run_partitions import run_partition_range
+from kpr_pipeline.settings import get_settings
+from kpr_pipeline.statistics import attack, publication
+from kpr_pipeline.statistics.consistency import mismatches_sql
 
 
 @dg.asset_check(asset="kuhr_delivery_completeness", blocking=True,
@@ -26,4 +31,93 @@ def delivery_completeness_adds_up(context: dg.AssetCheckExecutionContext,
                                                                                    bad["treatment_month"]]})
 
 
-statistics_checks = [delivery_completeness_adds_up]
+def _window(context, column: str, yearly: bool) -> tuple[str, dict]:
+    window = run_partition_range(context)
+    if not window:
+        return "1 = 1", {}
+    if yearly:
+        return f"{column} BETWEEN :wa AND :wb", {"wa": int(window[0][:4]), "wb": int(window[1][:4])}
+    return f"{column} BETWEEN :wa AND :wb", {"wa": window[0][:10], "wb": window[1][:10]}
+
+
+#: asset -> (table, period column, yearly, extra filter, keys, additive measures, dimensions with a T row).
+#: care_gp_contacts has none: users and their contacts are per person (a person served by two municipalities
+#: counts in both).
+TOTALS = {
+    "kuhr_contacts_monthly": ("kuhr_contacts_monthly", "treatment_month", False, "1 = 1",
+                              ["treatment_month", "kommunenummer", "tjeneste", "kontakttype", "kjonn", "age_group"],
+                              ["contacts", "regninger"], ["kjonn", "age_group"]),
+    "kuhr_contacts_annual": ("kuhr_contacts_annual", "year", True, "1 = 1",
+                             ["year", "kommunenummer", "tjeneste", "kjonn", "age_group"],
+                             ["contacts", "consultations", "regninger"], ["kjonn", "age_group"]),
+    "care_users_annual": ("care_users_annual", "year", True, "source = 'KPR'",
+                          ["year", "source", "kommunenummer", "tjenestegruppe", "tjenestekode", "kjonn", "age_group"],
+                          ["days"], ["kjonn", "age_group"]),
+    "care_users_annual_iplos": ("care_users_annual", "year", True, "source = 'IPLOS'",
+                                ["year", "source", "kommunenummer", "tjenestegruppe", "tjenestekode", "kjonn",
+                                 "age_group"], ["days"], ["kjonn", "age_group"]),
+}
+
+
+def _totals_check(asset: str) -> dg.AssetChecksDefinition:
+    table, period, yearly, extra, keys, measures, totals = TOTALS[asset]
+
+    @dg.asset_check(asset=asset, name="totals_consistent", blocking=True,
+                    description=f"Every county, national and T row of {table} equals the sum of its parts for "
+                    f"{', '.join(measures)} (events add up; person counts need not).")
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        where, params = _window(context, period, yearly)
+        bad = warehouse.get().query(mismatches_sql(table, keys, measures, f"{where} AND {extra}", totals), **params)
+        return dg.AssetCheckResult(passed=bad.empty, metadata={
+            "total_rows_not_adding_up": int(bad["cells"].sum()) if len(bad) else 0,
+            "where": dg.MetadataValue.json(bad.astype(str).head(20).to_dict("records"))})
+
+    return _check
+
+
+@dg.asset_check(asset="kuhr_contacts_monthly", blocking=True, name="regninger_match_claims",
+                description="The national regninger of each month (all sexes and ages) equal the counted regninger "
+                "of kuhr_claims: every regning is placed in exactly one municipality cell.")
+def regninger_match_claims(context: dg.AssetCheckExecutionContext,
+                           warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    where, params = _window(context, "treatment_month", False)
+    bad = warehouse.get().query(f"""
+        SELECT s.treatment_month, s.n, COALESCE(c.n, 0) AS claims FROM (
+          SELECT treatment_month, SUM(regninger) AS n FROM kuhr_contacts_monthly
+          WHERE {where} AND kommunenummer = '0000' AND kjonn = 'T' AND age_group = 'T' GROUP BY treatment_month) s
+        LEFT JOIN (SELECT behandlingsmaaned AS treatment_month, COUNT(*) AS n FROM kuhr_claims
+                   WHERE NOT kreditering AND NOT credited GROUP BY behandlingsmaaned) c
+          ON c.treatment_month = s.treatment_month
+        WHERE s.n <> COALESCE(c.n, 0)""", **params)
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"months_differing": [str(m)[:10] for m in
+                                                                                bad["treatment_month"]]})
+
+
+def _rows(table: str, period: str, yearly: bool, extra: str = "1 = 1"):
+    def rows_sql(context):
+        where, params = _window(context, period, yearly)
+        return f"SELECT * FROM {table} WHERE {where} AND {extra}", params
+    return rows_sql
+
+
+@dg.asset_check(asset="statistics_publication", blocking=True, name="no_suppressed_cell_recoverable",
+                description="Attacks every published CSV by subtraction along its hierarchies (repeatedly solving "
+                "any total with one unknown part) and recovers no suppressed cell.")
+def no_suppressed_cell_recoverable() -> dg.AssetCheckResult:
+    directory = publication.publication_dir(get_settings().output_dir)
+    results = {pub.rules.table: attack.attack_file(directory / f"{pub.rules.table}.csv", pub.rules)
+               for pub in publication.PUBLICATIONS}
+    recovered = {t: r.recovered for t, r in results.items() if r.recovered}
+    return dg.AssetCheckResult(passed=not recovered, metadata={
+        "suppressed_cells": sum(r.suppressed for r in results.values()),
+        "equations_tried": sum(r.equations for r in results.values()),
+        "recovered_by_table": dg.MetadataValue.json({t: n for t, n in recovered.items()})})
+
+
+statistics_checks = [
+    delivery_completeness_adds_up, regninger_match_claims, no_suppressed_cell_recoverable,
+    *[_totals_check(asset) for asset in TOTALS],
+    contract_check("kuhr_contacts_annual", "kuhr_contacts_annual", _rows("kuhr_contacts_annual", "year", True)),
+    contract_check("care_users_annual", "care_users_annual", _rows("care_users_annual", "year", True, "source = 'KPR'")),
+    contract_check("care_gp_contacts", "care_gp_contacts", _rows("care_gp_contacts", "year", True)),
+]
