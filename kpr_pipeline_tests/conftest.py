@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def pytest_report_header(config):
 
 def _needs_postgres(item) -> bool:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return "postgres_database" in item.fixturenames or params.get("warehouse_url") == "postgresql"
+    return ("postgres_database" in item.fixturenames or params.get("warehouse_url") == "postgresql"
+            or params.get("reference_warehouse_url") == "postgresql")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,26 +72,106 @@ def require_postgres() -> None:
         pytest.skip(problem)
 
 
-@pytest.fixture
-def postgres_database():
-    """A fresh PostgreSQL database for one test, dropped afterwards; yields its URL."""
-    require_postgres()
+def _admin():
     from kpr_pipeline.warehouse.engine import normalise_url
 
     admin_url = sa.engine.make_url(normalise_url(POSTGRES_URL))
-    name = f"kpr_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    return admin_url, sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+
+def _drop_database(admin, name: str) -> None:
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+        ), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@contextmanager
+def _fresh_database(template: str | None = None):
+    """A new PostgreSQL database (a copy of ``template`` if given), dropped afterwards; yields its URL."""
+    require_postgres()
+    admin_url, admin = _admin()
+    name = f"kpr_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        if template:  # a template may not have other sessions while it is copied
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": template})
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh PostgreSQL database for one test, dropped afterwards; yields its URL."""
+    with _fresh_database() as url:
+        yield url
+
+
+def _load_reference(url: str, home: Path) -> None:
+    """The real reference_job into the warehouse at ``url`` (then every connection to it is closed)."""
+    import shutil
+
+    import dagster as dg
+
+    from kpr_pipeline.definitions import build_definitions
+    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    from kpr_pipeline.settings import Settings
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
+    defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": url}))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert defs.resolve_job_def("reference_job").execute_in_process(instance=instance).success
+    defs.resources["warehouse"].get().dispose()
+
+
+@pytest.fixture(scope="session")
+def reference_templates(tmp_path_factory):
+    """Warehouses holding the reference data (loaded once per session by the real reference_job), copied for
+    each test that needs them: loading 940,000 population rows per test would dominate the suite."""
+    made: dict[str, str] = {}
+
+    def template(kind: str) -> str:
+        if kind not in made:
+            root = tmp_path_factory.mktemp(f"reference_{kind}")
+            if kind == "duckdb":
+                made[kind] = str(root / "reference.duckdb")
+                _load_reference(f"duckdb:///{made[kind]}", root / "home")
+            else:
+                require_postgres()
+                admin_url, admin = _admin()
+                name = f"kpr_template_{uuid.uuid4().hex[:12]}"
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                admin.dispose()
+                made[kind] = name
+                _load_reference(admin_url.set(database=name).render_as_string(hide_password=False), root / "home")
+        return made[kind]
+
+    yield template
+    if "postgresql" in made:
+        _, admin = _admin()
+        _drop_database(admin, made["postgresql"])
+        admin.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def reference_warehouse_url(request, tmp_path: Path, reference_templates):
+    """A warehouse (on both engines) that already holds the reference data, geography and denominators."""
+    import shutil
+
+    if request.param == "duckdb":
+        target = tmp_path / "warehouse.duckdb"
+        shutil.copy(reference_templates("duckdb"), target)
+        yield f"duckdb:///{target}"
+    else:
+        with _fresh_database(reference_templates("postgresql")) as url:
+            yield url
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])

@@ -67,7 +67,6 @@ class Measure:
     name: str
     aggregate: str  # SQL aggregate over the base rows
     money: bool = False  # apportioned in øre, not whole units
-    additive: bool = True  # events and sums add up; distinct persons do not
 
 
 @dataclass(frozen=True)
@@ -159,11 +158,11 @@ LEFT JOIN ({suppressed}) ss ON ss.year = g.map_year AND ss.current_code = g.komm
 def _apportion_splits(conn: sa.Connection, spec: CellSpec, temp: str, target: str) -> None:
     """A split municipality's unit-level cells shared among its successors by weight, totals preserved.
 
-    The finest cells (no total dimension) are apportioned by largest remainder, so each keeps its total;
-    a total row's additive measures are then the sum of its apportioned parts (so sexes and age groups
-    still add up to ``T`` in the successors), while its person counts are apportioned themselves
-    (distinct persons do not add up). Few cells are involved (a handful of split municipalities), so
-    this is done in pandas.
+    Each cell is apportioned on its own by largest remainder (every successor's cell is within one of
+    weight x value, and the successors' cells add up to the unit's); ties go by a hash of the cell, not
+    always to the first successor. So in a successor's pre-split cells the sexes and age groups may miss
+    their ``T`` row by rounding; every other total adds up exactly. Few cells are involved (a handful of
+    split municipalities), so this is done in pandas.
     """
     keys = _key_columns(spec)
     names = [m.name for m in spec.measures]
@@ -175,39 +174,15 @@ def _apportion_splits(conn: sa.Connection, spec: CellSpec, temp: str, target: st
     if not rows:
         return
     frame = pd.DataFrame(rows, columns=list(rows[0]._fields))
-    totals = {d: (None if lit == "NULL" else lit.strip("'")) for d, lit in spec.totals.items()}
-    is_total = {d: (frame[d].isna() if t is None else frame[d] == t) for d, t in totals.items()}
-    leaf = ~pd.concat(is_total, axis=1).any(axis=1) if totals else pd.Series(True, index=frame.index)
-    cell = ["unit", *keys]
-    out = frame[["unit", "current_code", "weight", *keys]].copy()
+    tie_break = pd.util.hash_pandas_object(frame[["current_code", *keys]].astype(str), index=False)
+    frame = frame.iloc[tie_break.argsort(kind="stable")].reset_index(drop=True)
+    out = frame[[*keys, "current_code"]].rename(columns={"current_code": "geo"})
     for m in spec.measures:
         scale = 100 if m.money else 1
         scaled = frame.assign(_v=(pd.to_numeric(frame[m.name]).astype(float) * scale).round())
-        out[m.name] = apportion(scaled, "_v", cell).astype(float) / scale
-        if m.additive and totals:  # totals of additive measures: the sum of their apportioned parts
-            _sum_parts_into_totals(out, leaf, is_total, keys, m.name)
-    out = out.rename(columns={"current_code": "geo"})[[*keys, "geo", *names]]
-    for m in spec.measures:
-        if not m.money:
-            out[m.name] = out[m.name].round().astype("int64")
+        apportioned = apportion(scaled, "_v", ["unit", *keys])
+        out[m.name] = apportioned.astype(float) / scale if m.money else apportioned.astype("int64")
     bulk_insert(conn, target, out)
-
-
-def _sum_parts_into_totals(out: pd.DataFrame, leaf: pd.Series, is_total: dict, keys: list[str], measure: str) -> None:
-    """Set ``measure`` of every total row to the sum over the finest cells it covers (in place)."""
-    parts = out[leaf]
-    dims = list(is_total)
-    for k in range(1, len(dims) + 1):
-        for rolled in itertools.combinations(dims, k):
-            rows = pd.Series(True, index=out.index)
-            for d in dims:
-                rows &= is_total[d] if d in rolled else ~is_total[d]
-            if not rows.any():
-                continue
-            by = ["unit", "current_code", *[c for c in keys if c not in rolled]]
-            sums = parts.groupby(by, dropna=False)[measure].sum().rename("_sum").reset_index()
-            merged = out.loc[rows, by].merge(sums, on=by, how="left")
-            out.loc[rows, measure] = merged["_sum"].fillna(0).to_numpy()
 
 
 def _year_of(period) -> int:

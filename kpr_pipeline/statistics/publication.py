@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from kpr_pipeline.statistics import disclosure as dc
@@ -126,13 +128,11 @@ def formula_safe(value):
 
 
 def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Whole numbers without a decimal point, booleans as true/false, text safe from formula injection."""
+    """Whole numbers without a decimal point, text safe from formula injection."""
     out = frame.copy()
     for column in out.columns:
         values = out[column]
-        if pd.api.types.is_bool_dtype(values):
-            out[column] = values.map({True: "true", False: "false"})
-        elif pd.api.types.is_float_dtype(values):
+        if pd.api.types.is_float_dtype(values):
             whole = values.dropna()
             if len(whole) and (whole == whole.round()).all() and whole.abs().max() < 2**53:
                 out[column] = values.astype("Int64")
@@ -142,6 +142,12 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
             if risky.any():
                 out[column] = values.where(~risky, "'" + text)
     return out
+
+
+def _write_csv(table: pd.DataFrame, handle, header: bool) -> None:
+    """Arrow's CSV writer (C++): ``;``-separated UTF-8, text quoted, empty for missing."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    pacsv.write_csv(arrow, handle, write_options=pacsv.WriteOptions(include_header=header, delimiter=";"))
 
 
 def _cumulative_shares(table: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +178,7 @@ def publish_table(warehouse: Warehouse, pub: Publication, directory: Path, thres
     totals = {"rows": 0, "cells": 0, "cells_primary": 0, "cells_complementary": 0}
     preliminary: list[str] = []
     first = True
-    with partial.open("w", encoding="utf-8", newline="") as handle:
+    with partial.open("wb") as handle:
         for period in _periods(warehouse, pub, params):
             where = pub.where if period is None else f"{pub.where} AND {pub.period} = :period"
             frame = warehouse.frame(f"SELECT * FROM {rules.table} WHERE {where}", **params, period=period)
@@ -192,7 +198,7 @@ def publish_table(warehouse: Warehouse, pub: Publication, directory: Path, thres
             if "preliminary" in table and table["preliminary"].astype(bool).any():
                 preliminary += sorted({str(v)[:10] for v in table.loc[table["preliminary"].astype(bool),
                                                                          pub.period or rules.keys[0]]})
-            _csv_ready(table).to_csv(handle, sep=";", index=False, header=first, lineterminator="\n")
+            _write_csv(_csv_ready(table), handle, header=first)
             first = False
             totals["rows"] += len(table)
             for k in ("cells", "cells_primary", "cells_complementary"):

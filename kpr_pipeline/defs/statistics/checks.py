@@ -67,7 +67,9 @@ def _totals_check(asset: str) -> dg.AssetChecksDefinition:
                     f"{', '.join(measures)} (events add up; person counts need not).")
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         where, params = _window(context, period, yearly)
-        bad = warehouse.get().query(mismatches_sql(table, keys, measures, f"{where} AND {extra}", totals), **params)
+        year = "t.year" if yearly else f"EXTRACT(YEAR FROM t.{period})"
+        bad = warehouse.get().query(mismatches_sql(table, keys, measures, f"{where} AND {extra}", totals, year),
+                                    **params)
         return dg.AssetCheckResult(passed=bad.empty, metadata={
             "total_rows_not_adding_up": int(bad["cells"].sum()) if len(bad) else 0,
             "where": dg.MetadataValue.json(bad.astype(str).head(20).to_dict("records"))})
