@@ -102,10 +102,12 @@ def reference_is_current(instance: dg.DagsterInstance, warehouse, settings: Sett
             and warehouse.scalar("SELECT COUNT(*) FROM geography_units") > 0)
 
 
-def _refresh_kuhr_years(defs, instance, summary: RunSummary, echo, first: int, last: int) -> None:
-    """The annual KUHR statistics of the touched years, and the care users' GP contacts of those years."""
+def _refresh_kuhr_statistics(defs, instance, summary: RunSummary, echo, first_month: str, last_month: str) -> None:
+    """The KUHR statistics of the touched months and years, and the care users' GP contacts of those years."""
     from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 
+    first, last = int(first_month[:4]), int(last_month[:4])
+    _execute(defs, "kuhr_statistics_month_job", instance, summary, echo, None, first_month, last_month)
     _execute(defs, "kuhr_year_job", instance, summary, echo, None, str(first), str(last))
     care_years = [y for y in range(max(first, 2017), last + 1) if reporting_year_partitions.has_partition_key(str(y))]
     if care_years:
@@ -118,8 +120,7 @@ def _refresh_all_statistics(defs, instance, summary: RunSummary, echo, warehouse
 
     months = warehouse.query("SELECT MIN(behandlingsmaaned) AS a, MAX(behandlingsmaaned) AS b FROM kuhr_claims").iloc[0]
     if pd.notna(months["a"]):
-        _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
-        _refresh_kuhr_years(defs, instance, summary, echo, int(str(months["a"])[:4]), int(str(months["b"])[:4]))
+        _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10])
     care = [str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM care_services ORDER BY 1")
             ["reporting_year"] if reporting_year_partitions.has_partition_key(str(y))]
     if care:
@@ -163,15 +164,18 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
                  dates[-1].isoformat())
         months = warehouse.query("SELECT MIN(treatment_month) AS a, MAX(treatment_month) AS b FROM kuhr_touched_months "
                                  "WHERE processed_at >= :t", t=started).iloc[0]
-        if pd.notna(months["a"]) and not reference_reloaded:
+        if pd.notna(months["a"]):
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
-            _refresh_kuhr_years(defs, instance, summary, echo, int(str(months["a"])[:4]), int(str(months["b"])[:4]))
+            if not reference_reloaded:
+                _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10])
 
     reports = care.unprocessed(care.ready_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
     echo(f"KPR-helse og omsorg: {len(reports)} new municipal reports ready")
     if reports:
         report_years = sorted(care.partition_of(p) for p in reports)
         _execute(defs, "care_year_job", instance, summary, echo, only_new(), report_years[0], report_years[-1])
+        if not reference_reloaded:
+            _execute(defs, "care_statistics_job", instance, summary, echo, None, report_years[0], report_years[-1])
 
     extracts = [m for m, _ in iplos.unprocessed(iplos.ready_manifests(settings.landing_dir),
                                              processed_files(warehouse, iplos.DATASET)) if iplos.year_of(m) in IPLOS_YEARS]
@@ -179,6 +183,8 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     if extracts:
         extract_years = sorted(str(iplos.year_of(m)) for m in extracts)
         _execute(defs, "iplos_job", instance, summary, echo, IPLOS_ONLY_NEW, extract_years[0], extract_years[-1])
+        if not reference_reloaded:
+            _execute(defs, "iplos_statistics_job", instance, summary, echo, None, extract_years[0], extract_years[-1])
     if extracts or any(care.partition_of(p) == "2017" for p in reports):
         _execute(defs, "reconciliation_job", instance, summary, echo)
         if not settings.iplos_pseudonym_key:

@@ -7,7 +7,8 @@ from kpr_pipeline.definitions import build_definitions, defs
 EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_takster", "ref_tjenestekoder",
                    "ref_population", "population_denominators", "kuhr_deliveries", "kuhr_treatment_months",
                    "care_reports", "care_completeness", "iplos_extracts", "reconciliation_2017",
-                   "kuhr_delivery_completeness"}
+                   "kuhr_delivery_completeness", "geography_current", "kuhr_contacts_monthly", "kuhr_contacts_annual",
+                   "care_users_annual", "care_users_annual_iplos", "care_gp_contacts", "statistics_publication"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -40,6 +41,11 @@ EXPECTED_CHECKS = {
     ("reconciliation_2017", "reconciliation_municipalities_below_threshold"),
     ("reconciliation_2017", "reconciliation_totals"),
     ("kuhr_delivery_completeness", "delivery_completeness_adds_up"),
+    ("kuhr_contacts_monthly", "totals_consistent"), ("kuhr_contacts_monthly", "regninger_match_claims"),
+    ("kuhr_contacts_annual", "totals_consistent"), ("kuhr_contacts_annual", "contract_kuhr_contacts_annual"),
+    ("care_users_annual", "totals_consistent"), ("care_users_annual", "contract_care_users_annual"),
+    ("care_users_annual_iplos", "totals_consistent"), ("care_gp_contacts", "contract_care_gp_contacts"),
+    ("statistics_publication", "no_suppressed_cell_recoverable"),
 }
 
 
@@ -54,19 +60,24 @@ def test_snapshot_of_asset_and_check_keys():
     assert assets == EXPECTED_ASSETS
     assert checks == EXPECTED_CHECKS
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job", "iplos_job", "reconciliation_job"}
+        "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job", "iplos_job", "reconciliation_job",
+        "kuhr_statistics_month_job", "kuhr_year_job", "care_statistics_job", "iplos_statistics_job", "publication_job"}
     assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor",
                                                   "iplos_extract_sensor",
                                                   "default_automation_condition_sensor"}  # reconciliation_2017 (eager)
     assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule", "kuhr_catch_up_sweep",
                                                     "kuhr_months_catch_up_sweep", "care_catch_up_sweep",
-                                                    "iplos_catch_up_sweep"}
+                                                    "iplos_catch_up_sweep", "monthly_publication_schedule"}
     partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
     assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
     assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"
     assert partitions["care_reports"].get_first_partition_key() == "2017"
     assert partitions["care_completeness"] == partitions["care_reports"]
     assert partitions["iplos_extracts"].get_partition_keys() == [str(y) for y in range(2007, 2018)]
+    assert partitions["kuhr_contacts_monthly"] == partitions["kuhr_treatment_months"]
+    assert partitions["kuhr_contacts_annual"].get_first_partition_key() == "2016"
+    assert partitions["care_users_annual"] == partitions["care_reports"] == partitions["care_gp_contacts"]
+    assert partitions["care_users_annual_iplos"] == partitions["iplos_extracts"]
 
 
 def test_schedules_are_on_by_default_in_production_only():

@@ -110,13 +110,14 @@ def _nearest_valid_year(history: CodeHistory, code: str, year: int) -> int:
 
 
 def apportion(frame: pd.DataFrame, value: str, group: list[str]) -> pd.Series:
-    """``value`` * ``weight`` rounded to integers so that each group's total is preserved (largest remainder)."""
+    """``value`` * ``weight`` rounded to integers so that each group's total is preserved (largest remainder).
+    An empty key (a group row's tjenestekode) is a key like any other."""
     exact = frame[value] * frame["weight"]
     floor = exact.floordiv(1)
     remainder = exact - floor
-    missing = (frame.assign(_f=floor).groupby(group)["_f"].transform("sum")
-               - frame.assign(_e=exact).groupby(group)["_e"].transform("sum")).round().abs()
-    rank = remainder.groupby([frame[g] for g in group]).rank(method="first", ascending=False)
+    missing = (frame.assign(_f=floor).groupby(group, dropna=False)["_f"].transform("sum")
+               - frame.assign(_e=exact).groupby(group, dropna=False)["_e"].transform("sum")).round().abs()
+    rank = remainder.groupby([frame[g] for g in group], dropna=False).rank(method="first", ascending=False)
     return (floor + (rank <= missing).astype(int)).astype("int64")
 
 

@@ -32,19 +32,29 @@ def _equations(part: pd.DataFrame, rules: TableRules) -> list[tuple[np.ndarray, 
         others = [k for k in rules.keys if k != h.column]
         frame = part[others].astype(str)
         if h.parent is None:
-            ids = frame.groupby(others, sort=False).ngroup().to_numpy()
+            ids = frame.groupby(others, sort=False, dropna=False).ngroup().to_numpy()
             out.append((np.arange(len(part)), ids))
             continue
         parent = h.parent(part[h.column].astype(str)).to_numpy()
         has_parent = pd.notna(parent)
         totals = frame.assign(_v=part[h.column].astype(str).to_numpy())
         parts = frame[has_parent].assign(_v=parent[has_parent])
-        ids = pd.concat([totals, parts]).groupby(others + ["_v"], sort=False).ngroup().to_numpy()
+        ids = pd.concat([totals, parts]).groupby(others + ["_v"], sort=False, dropna=False).ngroup().to_numpy()
         total_ids, part_ids = ids[:len(part)], ids[len(part):]
         keep = np.isin(part_ids, total_ids)  # only totals the table publishes
         rows = np.concatenate([np.arange(len(part)), np.flatnonzero(has_parent)[keep]])
         out.append((rows, np.concatenate([total_ids, part_ids[keep]])))
-    return out
+    return [_with_parts(rows, ids) for rows, ids in out]
+
+
+def _with_parts(rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop equations of one cell (a total nothing adds up to): they tell the attacker nothing."""
+    rows, ids = rows.astype(np.int64), ids.astype(np.int64)
+    if not len(ids):
+        return rows, ids
+    members = np.bincount(ids)
+    keep = members[ids] > 1
+    return rows[keep], ids[keep]
 
 
 def attack_frame(part: pd.DataFrame, rules: TableRules, measure: str) -> AttackResult:
@@ -62,7 +72,7 @@ def attack_frame(part: pd.DataFrame, rules: TableRules, measure: str) -> AttackR
             unknown = ~known[rows]
             if not unknown.any():
                 continue
-            count = np.bincount(ids, weights=unknown.astype(float), minlength=ids.max() + 1)
+            count = np.bincount(ids, weights=unknown.astype(float))
             solvable = rows[(count[ids] == 1) & unknown]
             if len(solvable):
                 known[solvable] = True
@@ -78,8 +88,10 @@ def attack_file(path: Path, rules: TableRules, chunk_rows: int = 500_000) -> Att
         return total
     measures = [m for m in rules.counts if m not in rules.hidden]
     pending = None
-    reader = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
-    for chunk in reader:
+    reader = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, chunksize=chunk_rows)
+    for chunk in reader:  # keys keep "" (a group row's tjenestekode); an empty measure is unknown
+        for measure in measures:
+            chunk[measure] = chunk[measure].replace("", None)
         chunk = pd.concat([pending, chunk]) if pending is not None else chunk
         if rules.independent:
             last = tuple(chunk.iloc[-1][list(rules.independent)])

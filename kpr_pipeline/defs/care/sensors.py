@@ -21,10 +21,8 @@ from kpr_pipeline.ingest.care import DATASET, partition_of, ready_files, registr
 from kpr_pipeline.ingest.landing_zone import processed_files
 
 care_year_job = dg.define_asset_job(
-    "care_year_job", selection=dg.AssetSelection.assets(care_reports, care_completeness, "care_users_annual",
-                                                        "care_gp_contacts"),
-    description="Process the municipal reports of the selected reporting years, evaluate completeness and "
-    "refresh the years' care statistics. "
+    "care_year_job", selection=dg.AssetSelection.assets(care_reports, care_completeness),
+    description="Process the municipal reports of the selected reporting years and evaluate completeness. "
     "Run config ops.care_reports.config.kommunenummer: [\"4601\"] re-runs one municipality's submissions.")
 
 

@@ -10,10 +10,8 @@ from kpr_pipeline.domain.iplos import IPLOS_YEARS
 from kpr_pipeline.ingest.iplos import DATASET, ready_manifests, unprocessed, year_of
 from kpr_pipeline.ingest.landing_zone import processed_files
 
-iplos_job = dg.define_asset_job("iplos_job", selection=dg.AssetSelection.assets(iplos_extracts,
-                                                                             "care_users_annual_iplos"),
-                                description="Load the IPLOS extracts of the selected years and refresh their "
-                                "care statistics.")
+iplos_job = dg.define_asset_job("iplos_job", selection=dg.AssetSelection.assets(iplos_extracts),
+                                description="Load the IPLOS extracts of the selected years.")
 reconciliation_job = dg.define_asset_job("reconciliation_job", selection=dg.AssetSelection.assets(reconciliation_2017),
                                          description="Reconcile KPR 2017 with IPLOS 2017.")
 ONLY_NEW = {"ops": {"iplos_extracts": {"config": {"only_new": True}}}}

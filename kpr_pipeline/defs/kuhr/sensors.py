@@ -22,8 +22,7 @@ kuhr_delivery_job = dg.define_asset_job(
     description="Process the KUHR deliveries of the selected delivery dates, with their checks.")
 ONLY_NEW = {"ops": {"kuhr_deliveries": {"config": {"only_new": True}}}}
 kuhr_month_job = dg.define_asset_job(
-    "kuhr_month_job", selection=dg.AssetSelection.assets(kuhr_treatment_months, "kuhr_delivery_completeness",
-                                                    "kuhr_contacts_monthly"),
+    "kuhr_month_job", selection=dg.AssetSelection.assets(kuhr_treatment_months, "kuhr_delivery_completeness"),
     description="Refresh the selected treatment months and their monthly statistics.")
 
 

@@ -17,7 +17,10 @@ from kpr_pipeline.statistics import care_users, delivery_completeness, kuhr_cont
 from kpr_pipeline.statistics.cells import split_policy_of
 
 GROUP = "statistics"
-EAGER = dg.AutomationCondition.eager()
+#: Eager, but for every partition: out of the box eager only looks at the latest time window, and a credit
+#: note in 2024 for a 2021 claim must refresh 2021 (spec). Nothing else is requested: only partitions whose
+#: inputs were updated (or that are newly missing with their inputs present).
+EAGER = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 GEOGRAPHY = ["geography_current"]
 
 

@@ -67,7 +67,7 @@ def _totals_check(asset: str) -> dg.AssetChecksDefinition:
                     f"{', '.join(measures)} (events add up; person counts need not).")
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         where, params = _window(context, period, yearly)
-        year = "t.year" if yearly else f"EXTRACT(YEAR FROM t.{period})"
+        year = "year" if yearly else f"EXTRACT(YEAR FROM {period})"
         bad = warehouse.get().query(mismatches_sql(table, keys, measures, f"{where} AND {extra}", totals, year),
                                     **params)
         return dg.AssetCheckResult(passed=bad.empty, metadata={

@@ -1,6 +1,10 @@
-"""Statistics jobs and the monthly KUHR publication (on the 1st, 07:00 Norwegian time, after the 06:00
-catch-up sweep has refreshed anything stale: the treatment months up to the month that ended 30 days or
-more before, as Helsedirektoratet publishes)."""
+"""Statistics jobs and the monthly KUHR publication.
+
+The statistics refresh themselves in a deployment (eager automation: a changed input partition
+requests exactly the statistics partitions that depend on it); these jobs are what ``kpr-pipeline run``
+and operators launch. The monthly publication runs  on the 1st, 07:00 Norwegian time, after the 06:00 catch-up
+sweep: the treatment months up to the month that ended 30 days or more before, as Helsedirektoratet
+publishes."""
 
 
 import dagster as dg
@@ -8,6 +12,9 @@ import dagster as dg
 from kpr_pipeline.defs.kuhr.partitions import TIMEZONE
 from kpr_pipeline.statistics.publication import through_month_for
 
+kuhr_statistics_month_job = dg.define_asset_job(
+    "kuhr_statistics_month_job", selection=dg.AssetSelection.assets("kuhr_contacts_monthly"),
+    description="Refresh the monthly KUHR contact statistics of the selected treatment months.")
 kuhr_year_job = dg.define_asset_job(
     "kuhr_year_job", selection=dg.AssetSelection.assets("kuhr_contacts_annual"),
     description="Refresh the annual KUHR statistics of the selected years.")
@@ -42,4 +49,4 @@ def statistics_schedules(production: bool) -> list[dg.ScheduleDefinition]:
     return [monthly_publication_schedule]
 
 
-statistics_jobs = [kuhr_year_job, care_statistics_job, iplos_statistics_job, publication_job]
+statistics_jobs = [kuhr_statistics_month_job, kuhr_year_job, care_statistics_job, iplos_statistics_job, publication_job]
