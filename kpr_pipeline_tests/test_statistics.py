@@ -148,7 +148,7 @@ def test_kuhr_statistics_count_every_regning_once_on_current_borders(kuhr_statis
 
 def test_care_statistics_and_the_publication(reference_warehouse_url, reconciliation_landing, dagster_instance,
                                             iplos_settings, tmp_path, monkeypatch):
-    """2017 municipal reports, IPLOS 2016-2017 and December's KUHR deliveries through the jobs; then the
+    """2017 municipal reports, IPLOS 2017 and December's KUHR deliveries through the jobs; then the
     publication, attacked by subtraction, and scanned for identifiers."""
     from kpr_pipeline.defs.care.sensors import only_new
     from kpr_pipeline.defs.iplos.sensors import ONLY_NEW as IPLOS_ONLY_NEW
@@ -172,10 +172,10 @@ def test_care_statistics_and_the_publication(reference_warehouse_url, reconcilia
     run("kuhr_delivery_job", "2017-12-01", "2018-01-31", ONLY_NEW)
     run("kuhr_month_job", "2017-12-01", "2017-12-01")
     run("care_year_job", "2017", "2017", only_new())
-    run("iplos_job", "2016", "2017", IPLOS_ONLY_NEW)
+    run("iplos_job", "2017", "2017", IPLOS_ONLY_NEW)
     run("reconciliation_job")
     checks = run("care_statistics_job", "2017", "2017")
-    checks.update(run("iplos_statistics_job", "2016", "2017"))
+    checks.update(run("iplos_statistics_job", "2017", "2017"))
     assert all(c.passed for c in checks.values()), [n for n, c in checks.items() if not c.passed]
 
     w = defs.resources["warehouse"].get()

@@ -78,7 +78,7 @@ class Suppression:
         return self.suppressed & ~self.primary
 
 
-def _combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One int64 per row identifying its values of ``columns`` (factorised once each: fast on large tables)."""
     key = np.zeros(len(frame), dtype=np.int64)
     for column in columns:
@@ -90,7 +90,7 @@ def _combined_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 def _memberships(frame: pd.DataFrame, rules: TableRules, h: Hierarchy) -> tuple[np.ndarray, np.ndarray]:
     """(row, equation) pairs: each row is a part of its parent's equation and the total of its own."""
     others = [k for k in rules.keys if k != h.column]
-    rest = _combined_codes(frame, others)
+    rest = combined_codes(frame, others)
     if h.parent is None:  # the parts of an unpublished (but derivable) total
         return np.arange(len(frame)), pd.factorize(rest)[0]
     codes, uniques = pd.factorize(frame[h.column].astype(str))

@@ -1,0 +1,160 @@
+"""Benchmark of the KUHR statistics: a national-volume year of claims into the monthly and annual tables.
+
+In one run on the same machine:
+
+  (a) ``--rows`` counted regninger of one year (default 40 million, the national volume) written
+      straight into ``kuhr_claims`` of a DuckDB warehouse (random persons, municipalities, services,
+      ages, contact types; the generation is not timed), then the reference data;
+  (b) a bare DuckDB ``GROUP BY`` over the same claims: month x bostedskommune x tjeneste x kontakttype
+      x kjonn x age group with COUNT(*), SUM and COUNT(DISTINCT pid), no levels, no zero-fill;
+  (c) the pipeline's ``kuhr_contacts_monthly`` for the 12 months and ``kuhr_contacts_annual`` for the
+      year (unit, county and national levels, T rows, split apportionment, zero-fill, population);
+  (d) the same statistics on PostgreSQL (``--postgres-rows``, default the same; the claims copied in
+      with COPY first, not timed) when PostgreSQL is reachable.
+
+Target: (c) within 3x of (b). Each step prints seconds and rows per second.
+
+    python bench/statistics_bench.py
+    python bench/statistics_bench.py --rows 4000000 --postgres-rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+YEAR = 2023
+
+CLAIMS_SQL = """
+INSERT INTO kuhr_claims (regning_id, delivery_id, pid, kjonn, fodselsaar, bostedskommune, tjeneste, behandlingsmaaned,
+                         mottatt_dato, kreditering, credited, is_contact, kontakttype, egenandel, refusjon, late,
+                         suspected_double)
+SELECT 'r' || i, 'bench', 'p' || (hash(i * 7) % {persons}), CASE WHEN hash(i) % 2 = 0 THEN '1' ELSE '2' END,
+       1920 + hash(i * 3) % 100, m.code, t.tjeneste,
+       make_date({year}, 1 + hash(i * 5) % 12, 1), make_date({year}, 1 + hash(i * 5) % 12, 1), FALSE, FALSE,
+       t.kontakttype IS NOT NULL, t.kontakttype, 170, 182, FALSE, FALSE
+FROM range({rows}) r(i)
+JOIN (SELECT code, ROW_NUMBER() OVER (ORDER BY code) - 1 AS k FROM geography_code_units
+      WHERE year = {year}) m ON m.k = hash(i * 11) % (SELECT COUNT(*) FROM geography_code_units WHERE year = {year})
+JOIN (SELECT tjeneste, CASE WHEN kontakt THEN kontakttype END AS kontakttype,
+             ROW_NUMBER() OVER (ORDER BY tjeneste, takst) - 1 AS k FROM ref_kuhr_takster) t
+  ON t.k = hash(i * 13) % (SELECT COUNT(*) FROM ref_kuhr_takster)
+"""
+
+BARE_SQL = """
+CREATE TABLE bare AS
+SELECT behandlingsmaaned, bostedskommune, tjeneste, kontakttype, kjonn,
+       CASE WHEN {year} - fodselsaar <= 5 THEN 0 WHEN {year} - fodselsaar <= 15 THEN 1 WHEN {year} - fodselsaar <= 19
+            THEN 2 ELSE 3 END AS age_group,
+       COUNT(*) AS regninger, SUM(CASE WHEN is_contact THEN 1 ELSE 0 END) AS contacts,
+       COUNT(DISTINCT pid) AS patients, SUM(egenandel) AS egenandel, SUM(refusjon) AS refusjon
+FROM kuhr_claims GROUP BY ALL
+"""
+
+
+def _reference(url: str, home: Path) -> None:
+    import dagster as dg
+
+    from kpr_pipeline.definitions import build_definitions
+    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    from kpr_pipeline.settings import Settings
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_bytes((DEPLOY_DIR / "dagster.yaml").read_bytes())
+    defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": url}))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert defs.resolve_job_def("reference_job").execute_in_process(instance=instance).success
+    defs.resources["warehouse"].get().dispose()
+
+
+def _statistics(url: str, rows: int, label: str) -> None:
+    from kpr_pipeline.statistics import kuhr_contacts
+    from kpr_pipeline.warehouse import Warehouse
+
+    w = Warehouse(url)
+    months = [dt.date(YEAR, m, 1) for m in range(1, 13)]
+    t = time.perf_counter()
+    cells = kuhr_contacts.compute_monthly(w, months, "weight")
+    monthly = time.perf_counter() - t
+    t = time.perf_counter()
+    kuhr_contacts.compute_annual(w, [YEAR], "weight")
+    annual = time.perf_counter() - t
+    print(f"{label} kuhr_contacts_monthly: {monthly:.1f} s ({rows / monthly:,.0f} claims/s, {cells:,} cells)")
+    print(f"{label} kuhr_contacts_annual:  {annual:.1f} s ({rows / annual:,.0f} claims/s)")
+    print(f"{label} both: {monthly + annual:.1f} s")
+    w.dispose()
+    return monthly + annual
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=40_000_000)
+    parser.add_argument("--postgres-rows", type=int)
+    parser.add_argument("--postgres-url", default=os.environ.get("KPR_TEST_POSTGRES_URL",
+                                                                 "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    import duckdb
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    work = Path(tempfile.mkdtemp(prefix="kpr-statistics-bench-"))
+    path = work / "warehouse.duckdb"
+    url = f"duckdb:///{path}"
+    _reference(url, work / "home")
+    persons = max(1000, args.rows // 8)
+    con = duckdb.connect(str(path))
+    t = time.perf_counter()
+    con.execute(CLAIMS_SQL.format(rows=args.rows, persons=persons, year=YEAR))
+    print(f"(a) {args.rows:,} claims of {YEAR} written in {time.perf_counter() - t:.0f} s (not timed)")
+    con.execute("SET memory_limit = '512MB'")
+    t = time.perf_counter()
+    con.execute(BARE_SQL.format(year=YEAR))
+    bare = time.perf_counter() - t
+    print(f"(b) bare DuckDB GROUP BY: {bare:.1f} s ({args.rows / bare:,.0f} claims/s)")
+    con.execute("DROP TABLE bare")
+    con.close()
+    full = _statistics(url, args.rows, "(c) DuckDB")
+    print(f"(c)/(b) = {full / bare:.1f}x (target: within 3x)")
+    pg_rows = args.postgres_rows or args.rows
+    try:
+        admin = sa.create_engine(args.postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                                 isolation_level="AUTOCOMMIT")
+        name = f"kpr_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - a benchmark without PostgreSQL still reports DuckDB
+        print(f"(d) PostgreSQL not reachable: {str(exc).splitlines()[0]}")
+        return
+    pg_url = sa.engine.make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        _reference(pg_url, work / "home_pg")
+        con = duckdb.connect(str(path), read_only=True)
+        csv = work / "claims.csv"
+        con.execute(f"COPY (SELECT * FROM kuhr_claims LIMIT {pg_rows}) TO '{csv}' (HEADER, DELIMITER ',')")
+        columns = [r[0] for r in con.execute("DESCRIBE kuhr_claims").fetchall()]
+        con.close()
+        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+        with engine.begin() as conn, csv.open("rb") as handle:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.copy_expert(f"COPY kuhr_claims ({', '.join(columns)}) FROM STDIN WITH CSV HEADER", handle)
+            conn.execute(sa.text("ANALYZE kuhr_claims"))
+        engine.dispose()
+        _statistics(pg_url, pg_rows, "(d) PostgreSQL")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+if __name__ == "__main__":
+    main()
