@@ -102,6 +102,35 @@ def reference_is_current(instance: dg.DagsterInstance, warehouse, settings: Sett
             and warehouse.scalar("SELECT COUNT(*) FROM geography_units") > 0)
 
 
+STATISTICS_TABLES = ("kuhr_contacts_monthly", "kuhr_contacts_annual", "kuhr_delivery_completeness", "care_users_annual",
+                     "care_gp_contacts", "reconciliation_2017")
+
+
+def publication_is_current(warehouse, settings: Settings) -> bool:
+    """True when the last publication has every file, was made with the same threshold, split policy and
+    newest treatment month, and no statistic was computed after it (so ``run`` need not publish again)."""
+    import datetime as dt
+    import json
+
+    from kpr_pipeline.statistics.publication import PUBLICATIONS, publication_dir, through_month_for
+
+    last = warehouse.query("SELECT MAX(published_at) AS at FROM publication_log").iloc[0]["at"]
+    if last is None or pd.isna(last):
+        return False
+    directory = publication_dir(settings.output_dir)
+    meta_path = directory / "kuhr_contacts_monthly.json"
+    if not all((directory / f"{p.rules.table}.csv").exists() for p in PUBLICATIONS) or not meta_path.exists():
+        return False
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if (meta.get("suppression_threshold") != settings.suppression_threshold
+            or meta.get("split_policy") != settings.split_policy
+            or meta.get("through_treatment_month") != through_month_for(dt.date.today()).isoformat()):
+        return False
+    newest = [warehouse.query(f"SELECT MAX(computed_at) AS at FROM {t}").iloc[0]["at"] for t in STATISTICS_TABLES]
+    newest = [pd.Timestamp(t) for t in newest if t is not None and not pd.isna(t)]
+    return not newest or max(newest) <= pd.Timestamp(last)
+
+
 def _refresh_kuhr_statistics(defs, instance, summary: RunSummary, echo, first_month: str, last_month: str) -> None:
     """The KUHR statistics of the touched months and years, and the care users' GP contacts of those years."""
     from kpr_pipeline.defs.care.partitions import reporting_year_partitions
@@ -145,6 +174,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     from kpr_pipeline.ingest import care, iplos
     from kpr_pipeline.ingest.kuhr import DATASET, partition_date, ready_manifests, unprocessed
     from kpr_pipeline.ingest.landing_zone import processed_files
+    from kpr_pipeline.statistics.publication import publication_dir
 
     defs = build_definitions(settings)
     warehouse = defs.resources["warehouse"].get()
@@ -192,7 +222,16 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
 
     if reference_reloaded:  # new geography or denominators: every statistic with data is recomputed
         _refresh_all_statistics(defs, instance, summary, echo, warehouse)
-    _execute(defs, "publication_job", instance, summary, echo)
+    if publication_is_current(warehouse, settings):
+        echo("statistics unchanged since the last publication: publication_job skipped")
+    else:
+        _execute(defs, "publication_job", instance, summary, echo)
+    published = warehouse.query("SELECT SUM(cells_primary) AS p, SUM(cells_complementary) AS c FROM publication_log "
+                                "WHERE published_at = (SELECT MAX(published_at) FROM publication_log)").iloc[0]
+    if pd.notna(published["p"]):
+        summary.warehouse_counts["publication"] = str(publication_dir(settings.output_dir).resolve())
+        summary.warehouse_counts["published cells suppressed (primary, complementary)"] = \
+            f"{int(published['p'])}, {int(published['c'])}"
 
     counts = warehouse.query(
         "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "

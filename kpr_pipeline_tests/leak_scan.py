@@ -17,15 +17,19 @@ REFERENCE_TABLES = ("ref_municipalities", "ref_municipality_changes", "ref_kuhr_
 
 
 def warehouse_leaks(warehouse) -> dict[str, int]:
-    """Table -> number of identifiers found in any of its columns (only tables with a finding); every table
-    that can hold person data is read whole."""
+    """Table -> number of distinct identifiers found in its columns (only tables with a finding); every
+    distinct value of every column of every table that can hold person data is read."""
     schema = "main" if warehouse.is_duckdb else "public"
-    tables = warehouse.query("SELECT table_name FROM information_schema.tables WHERE table_schema = :s",
-                             s=schema)["table_name"]
+    columns = warehouse.query("SELECT table_name, column_name FROM information_schema.columns "
+                              "WHERE table_schema = :s ORDER BY table_name, ordinal_position", s=schema)
     found = {}
-    for table in (t for t in tables if t not in REFERENCE_TABLES):
-        frame = warehouse.query(f'SELECT * FROM "{table}"')
-        texts = (value for column in frame.columns for value in frame[column].dropna().astype(str))
+    for table, part in columns.groupby("table_name"):
+        if table in REFERENCE_TABLES:
+            continue
+        texts = []
+        for column in part["column_name"]:
+            values = warehouse.frame(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) AS v FROM "{table}"')["v"]
+            texts += [str(v) for v in values.dropna()]
         _, hits = identifiers_in_texts(texts)
         if hits:
             found[table] = hits

@@ -24,6 +24,8 @@ def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsy
     again = capsys.readouterr().out
     assert "KUHR: 0 new deliveries ready" in again and "KUHR files loaded: 64" in again
     assert "reference data unchanged since its last load: reference_job skipped" in again
+    assert "statistics unchanged since the last publication: publication_job skipped" in again
+    assert (tmp_path / "data/output/publication/kuhr_contacts_monthly.csv").exists()
     assert loaded == [line for line in again.splitlines() if "KUHR rows loaded" in line]
     assert (tmp_path / "data/warehouse.duckdb").exists()
     assert (tmp_path / "data/dagster_home/dagster.yaml").exists()
