@@ -37,15 +37,16 @@ INSERT INTO kuhr_claims (regning_id, delivery_id, pid, kjonn, fodselsaar, bosted
                          mottatt_dato, kreditering, credited, is_contact, kontakttype, egenandel, refusjon, late,
                          suspected_double)
 SELECT 'r' || i, 'bench', 'p' || (hash(i * 7) % {persons}), CASE WHEN hash(i) % 2 = 0 THEN '1' ELSE '2' END,
-       1920 + hash(i * 3) % 100, m.code, t.tjeneste,
-       make_date({year}, 1 + hash(i * 5) % 12, 1), make_date({year}, 1 + hash(i * 5) % 12, 1), FALSE, FALSE,
+       CAST(1920 + hash(i * 3) % 100 AS INTEGER), m.code, t.tjeneste,
+       make_date({year}, CAST(1 + hash(i * 5) % 12 AS BIGINT), 1),
+       make_date({year}, CAST(1 + hash(i * 5) % 12 AS BIGINT), 1), FALSE, FALSE,
        t.kontakttype IS NOT NULL, t.kontakttype, 170, 182, FALSE, FALSE
 FROM range({rows}) r(i)
 JOIN (SELECT code, ROW_NUMBER() OVER (ORDER BY code) - 1 AS k FROM geography_code_units
-      WHERE year = {year}) m ON m.k = hash(i * 11) % (SELECT COUNT(*) FROM geography_code_units WHERE year = {year})
+      WHERE year = {year}) m ON m.k = CAST(hash(i * 11) % {codes} AS BIGINT)
 JOIN (SELECT tjeneste, CASE WHEN kontakt THEN kontakttype END AS kontakttype,
              ROW_NUMBER() OVER (ORDER BY tjeneste, takst) - 1 AS k FROM ref_kuhr_takster) t
-  ON t.k = hash(i * 13) % (SELECT COUNT(*) FROM ref_kuhr_takster)
+  ON t.k = CAST(hash(i * 13) % {takster} AS BIGINT)
 """
 
 BARE_SQL = """
@@ -113,7 +114,9 @@ def main() -> None:
     persons = max(1000, args.rows // 8)
     con = duckdb.connect(str(path))
     t = time.perf_counter()
-    con.execute(CLAIMS_SQL.format(rows=args.rows, persons=persons, year=YEAR))
+    codes = con.execute(f"SELECT COUNT(*) FROM geography_code_units WHERE year = {YEAR}").fetchone()[0]
+    takster = con.execute("SELECT COUNT(*) FROM ref_kuhr_takster").fetchone()[0]
+    con.execute(CLAIMS_SQL.format(rows=args.rows, persons=persons, year=YEAR, codes=codes, takster=takster))
     print(f"(a) {args.rows:,} claims of {YEAR} written in {time.perf_counter() - t:.0f} s (not timed)")
     con.execute("SET memory_limit = '512MB'")
     t = time.perf_counter()
