@@ -115,7 +115,7 @@ def _key_columns(spec: CellSpec) -> list[str]:
     return [spec.period, *spec.dims, *spec.totals]
 
 
-def _final_sql(spec: CellSpec, temp: str, apportioned: str, periods: list, now_param: str = ":now") -> str:
+def _final_sql(spec: CellSpec, temp: str, apportioned: str, periods: list) -> str:
     keys = _key_columns(spec)
     names = [m.name for m in spec.measures]
     key_list = ", ".join(f"x.{k}" for k in keys)
@@ -148,7 +148,7 @@ WHERE pv.map_year >= c.first_year AND (c.last_year IS NULL OR pv.map_year <= c.l
 INSERT INTO {spec.table} ({spec.period}, kommunenummer, {", ".join([*spec.dims, *spec.totals])}, {", ".join(names)},
                          split_suppressed, split_policy, computed_at{extra_names})
 SELECT g.{spec.period}, g.kommunenummer, {", ".join("g." + d for d in [*spec.dims, *spec.totals])}, {measure_cols},
-       ss.current_code IS NOT NULL, :policy, {now_param}{extra_values}
+       ss.current_code IS NOT NULL, :policy, :now{extra_values}
 FROM ({grid}) g
 LEFT JOIN ({values}) v ON {join}
 LEFT JOIN ({suppressed}) ss ON ss.year = g.map_year AND ss.current_code = g.kommunenummer

@@ -7,6 +7,7 @@ import dagster as dg
 
 from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
+from kpr_pipeline.defs.run_partitions import partition_years
 from kpr_pipeline.domain.care.report import parse_file_name
 from kpr_pipeline.ingest.care import DATASET, process_report, registry_path, report_files, stray_files, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
@@ -30,10 +31,6 @@ class ReportConfig(dg.Config):
     files: list[str] = []
 
 
-def _years(context) -> list[int]:
-    return sorted(int(k) for k in context.partition_keys)
-
-
 @dg.asset(
     group_name=GROUP,
     partitions_def=reporting_year_partitions,
@@ -48,7 +45,7 @@ def care_reports(context: dg.AssetExecutionContext, config: ReportConfig, wareho
                  landing_zone: LandingZoneResource) -> dg.MaterializeResult:
     settings = get_settings()
     w = warehouse.get()
-    files = report_files(landing_zone.landing, set(_years(context))) + stray_files(landing_zone.landing)
+    files = report_files(landing_zone.landing, set(partition_years(context))) + stray_files(landing_zone.landing)
     if config.kommunenummer:
         wanted = set(config.kommunenummer)
         files = [p for p in files if (name := parse_file_name(p.name)) and name.kommunenummer in wanted]
@@ -74,7 +71,7 @@ def care_reports(context: dg.AssetExecutionContext, config: ReportConfig, wareho
             context.log.warning(f"quarantined {result.data_file}: {result.reason}")
         if i % 100 == 0:
             context.log.info(f"{i}/{len(files)} reports processed")
-    if 2017 in _years(context) and not settings.iplos_pseudonym_key:
+    if 2017 in partition_years(context) and not settings.iplos_pseudonym_key:
         context.log.info("IPLOS_PSEUDONYM_KEY is not set: 2017 persons get no IPLOS linkage pseudonym")
     return dg.MaterializeResult(metadata={
         "files": len(files), **counts,
@@ -107,7 +104,7 @@ def care_completeness(context: dg.AssetExecutionContext, config: CompletenessCon
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone.utc)
     years = {}
-    for year in _years(context):
+    for year in partition_years(context):
         c = evaluate(warehouse.get(), year, as_of)
         years[str(year)] = {"expected": c.expected, "submitted": c.submitted, "late": c.late,
                             "missing": c.missing, "accepted_gaps": c.accepted_gaps, "resubmitted": len(c.resubmitted),

@@ -11,6 +11,7 @@ from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 from kpr_pipeline.defs.iplos.assets import iplos_year_partitions
 from kpr_pipeline.defs.kuhr.partitions import treatment_month_partitions
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from kpr_pipeline.defs.run_partitions import partition_months, partition_years
 from kpr_pipeline.defs.statistics.partitions import MONTHS_OF_YEAR, treatment_year_partitions
 from kpr_pipeline.settings import get_settings
 from kpr_pipeline.statistics import care_users, delivery_completeness, kuhr_contacts, publication
@@ -22,14 +23,6 @@ GROUP = "statistics"
 #: inputs were updated (or that are newly missing with their inputs present).
 EAGER = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 GEOGRAPHY = ["geography_current"]
-
-
-def _months(context) -> list[dt.date]:
-    return sorted(dt.date.fromisoformat(k[:10]) for k in context.partition_keys)
-
-
-def _years(context) -> list[int]:
-    return sorted(int(k[:4]) for k in context.partition_keys)
 
 
 def _national(w, table: str, where: str, columns: str, **params) -> dict:
@@ -44,7 +37,7 @@ def _national(w, table: str, where: str, columns: str, **params) -> dict:
     "6 = 6 or more) and the cumulative share of the month's current total.",
 )
 def kuhr_delivery_completeness(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    months = _months(context)
+    months = partition_months(context)
     table = delivery_completeness.compute(warehouse.get(), months[0], months[-1])
     within = table[table["delay_months"] == 0]["share_of_total"]
     return dg.MaterializeResult(metadata={
@@ -61,7 +54,7 @@ def kuhr_delivery_completeness(context: dg.AssetExecutionContext, warehouse: War
     "credited regninger never count.",
 )
 def kuhr_contacts_monthly(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    w, months = warehouse.get(), _months(context)
+    w, months = warehouse.get(), partition_months(context)
     policy = split_policy_of(w)
     cells = kuhr_contacts.compute_monthly(w, months, policy)
     national = _national(w, "kuhr_contacts_monthly", "kjonn = 'T' AND age_group = 'T' AND treatment_month "
@@ -82,7 +75,7 @@ def kuhr_contacts_monthly(context: dg.AssetExecutionContext, warehouse: Warehous
     "1 August of the next year.",
 )
 def kuhr_contacts_annual(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    w, years = warehouse.get(), _years(context)
+    w, years = warehouse.get(), partition_years(context)
     policy = split_policy_of(w)
     cells = kuhr_contacts.compute_annual(w, years, policy)
     gp = _national(w, "kuhr_contacts_annual", "tjeneste = 'FASTLEGE' AND kjonn = 'T' AND age_group = 'T' "
@@ -110,7 +103,7 @@ def _care_preliminary(w, years: list[int]) -> bool:
     "inhabitants (67+ and 80+ for home services and institutions), mean hours per week, days of stays.",
 )
 def care_users_annual(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    w, years = warehouse.get(), _years(context)
+    w, years = warehouse.get(), partition_years(context)
     policy, preliminary = split_policy_of(w), _care_preliminary(w, years)
     cells = care_users.compute_users(w, years, care_users.KPR, policy, preliminary)
     return dg.MaterializeResult(metadata={"years": f"{years[0]}-{years[-1]}", "cells": cells, "source": "KPR",
@@ -125,7 +118,7 @@ def care_users_annual(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     "cells as the KPR years, source IPLOS.",
 )
 def care_users_annual_iplos(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    w, years = warehouse.get(), _years(context)
+    w, years = warehouse.get(), partition_years(context)
     policy = split_policy_of(w)
     cells = care_users.compute_users(w, years, care_users.IPLOS, policy, preliminary=False)
     return dg.MaterializeResult(metadata={"years": f"{years[0]}-{years[-1]}", "cells": cells, "source": "IPLOS",
@@ -141,7 +134,7 @@ def care_users_annual_iplos(context: dg.AssetExecutionContext, warehouse: Wareho
     "contact in the year, and GP and emergency-room contacts per user (the two KPR datasets linked by pid).",
 )
 def care_gp_contacts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    w, years = warehouse.get(), _years(context)
+    w, years = warehouse.get(), partition_years(context)
     policy, preliminary = split_policy_of(w), _care_preliminary(w, years)
     cells = care_users.compute_gp_contacts(w, years, policy, preliminary)
     return dg.MaterializeResult(metadata={"years": f"{years[0]}-{years[-1]}", "cells": cells,
