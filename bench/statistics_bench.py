@@ -3,8 +3,9 @@
 In one run on the same machine:
 
   (a) ``--rows`` counted regninger of one year (default 40 million, the national volume) written
-      straight into ``kuhr_claims`` of a DuckDB warehouse (random persons, municipalities, services,
-      ages, contact types; the generation is not timed), then the reference data;
+      straight into ``kuhr_claims`` of a DuckDB warehouse (persons with a fixed sex, birth year and
+      municipality, one in twenty moving once; random services, contact types and months; the generation
+      is not timed), then the reference data;
   (b) a bare DuckDB ``GROUP BY`` over the same claims: month x bostedskommune x tjeneste x kontakttype
       x kjonn x age group with COUNT(*), SUM and COUNT(DISTINCT pid), no levels, no zero-fill;
   (c) the pipeline's ``kuhr_contacts_monthly`` for the 12 months and ``kuhr_contacts_annual`` for the
@@ -32,18 +33,23 @@ import sqlalchemy as sa
 
 YEAR = 2023
 
+#: Claims of one year: each person has one sex, birth year and municipality (one in twenty moves once in the
+#: year), a 64-character pseudonym like the pipeline's, random services, contact types and months.
 CLAIMS_SQL = """
 INSERT INTO kuhr_claims (regning_id, delivery_id, pid, kjonn, fodselsaar, bostedskommune, tjeneste, behandlingsmaaned,
                          mottatt_dato, kreditering, credited, is_contact, kontakttype, egenandel, refusjon, late,
                          suspected_double)
-SELECT 'r' || i, 'bench', 'p' || (hash(i * 7) % {persons}), CASE WHEN hash(i) % 2 = 0 THEN '1' ELSE '2' END,
-       CAST(1920 + hash(i * 3) % 100 AS INTEGER), m.code, t.tjeneste,
-       make_date({year}, CAST(1 + hash(i * 5) % 12 AS BIGINT), 1),
-       make_date({year}, CAST(1 + hash(i * 5) % 12 AS BIGINT), 1), FALSE, FALSE,
+SELECT 'r' || i, 'bench', sha256(CAST(p AS VARCHAR)), CASE WHEN hash(p) % 2 = 0 THEN '1' ELSE '2' END,
+       CAST(1920 + hash(p * 3) % 100 AS INTEGER),
+       CASE WHEN hash(p * 17) % 20 = 0 AND month >= 1 + hash(p * 19) % 12 THEN m2.code ELSE m1.code END, t.tjeneste,
+       make_date({year}, month, 1), make_date({year}, month, 1), FALSE, FALSE,
        t.kontakttype IS NOT NULL, t.kontakttype, 170, 182, FALSE, FALSE
-FROM range({rows}) r(i)
+FROM (SELECT i, CAST(hash(i * 7) % {persons} AS BIGINT) AS p, CAST(1 + hash(i * 5) % 12 AS BIGINT) AS month
+      FROM range({rows}) r(i)) r
 JOIN (SELECT code, ROW_NUMBER() OVER (ORDER BY code) - 1 AS k FROM geography_code_units
-      WHERE year = {year}) m ON m.k = CAST(hash(i * 11) % {codes} AS BIGINT)
+      WHERE year = {year}) m1 ON m1.k = CAST(hash(p * 11) % {codes} AS BIGINT)
+JOIN (SELECT code, ROW_NUMBER() OVER (ORDER BY code) - 1 AS k FROM geography_code_units
+      WHERE year = {year}) m2 ON m2.k = CAST(hash(p * 23) % {codes} AS BIGINT)
 JOIN (SELECT tjeneste, CASE WHEN kontakt THEN kontakttype END AS kontakttype,
              ROW_NUMBER() OVER (ORDER BY tjeneste, takst) - 1 AS k FROM ref_kuhr_takster) t
   ON t.k = CAST(hash(i * 13) % {takster} AS BIGINT)

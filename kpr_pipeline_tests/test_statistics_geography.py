@@ -113,3 +113,42 @@ def test_suppress_policy_leaves_the_successors_empty_but_the_county_whole(claims
         assert pd.isna(may19.loc[code, "contacts"]) and bool(may19.loc[code, "split_suppressed"])
     assert int(may19.loc["1800", "contacts"]) == 14 and int(may19.loc["0000", "contacts"]) == 31
     assert not bool(may19.loc["0301", "split_suppressed"])
+
+
+#: (pid, bostedskommune, kjonn, fodselsaar): persons in several cells of March 2023 (FASTLEGE consultations)
+SEVERAL_CELLS = [
+    ("a", "0301", "1", 1980), ("a", "4601", "1", 1980),  # moved from Oslo to Bergen: two counties
+    ("b", "4601", "2", 1990), ("b", "4601", "2", 1990), ("b", "4602", "2", 1990),  # two municipalities of 46
+    ("c", "4601", "2", 1990), ("c", "4601", "9", 1990),  # sex reported two ways
+    ("d", "0301", "1", 1950),  # in one cell only
+]
+
+
+def test_a_person_in_several_cells_counts_once_in_each_and_once_above(reference_warehouse_url, dagster_instance,
+                                                                      monkeypatch):
+    month = dt.date(2023, 3, 1)
+    claims = _claims().head(len(SEVERAL_CELLS)).assign(
+        pid=[p for p, *_ in SEVERAL_CELLS], bostedskommune=[c for _, c, *_ in SEVERAL_CELLS],
+        kjonn=[s for *_, s, _ in SEVERAL_CELLS], fodselsaar=[y for *_, y in SEVERAL_CELLS],
+        behandlingsmaaned=month, mottatt_dato=month, is_contact=True, kontakttype="konsultasjon")
+    w = Warehouse(reference_warehouse_url)
+    with w.begin() as conn:
+        bulk_insert(conn, "kuhr_claims", claims)
+    w = _use_policy(monkeypatch, reference_warehouse_url, "weight", dagster_instance)
+    kuhr_contacts.compute_monthly(w, [month], "weight")
+    cells = w.query("SELECT kommunenummer, kjonn, age_group, contacts, patients, regninger FROM kuhr_contacts_monthly "
+                    "WHERE treatment_month = :m AND tjeneste = 'FASTLEGE' AND kontakttype = 'konsultasjon'", m=month
+                    ).set_index(["kommunenummer", "kjonn", "age_group"])
+
+    def patients(code, sex="T", age="T"):
+        return int(cells.loc[(code, sex, age), "patients"])
+    assert (patients("0301"), patients("4601"), patients("4602")) == (2, 3, 1)
+    assert (patients("0300"), patients("4600"), patients("0000")) == (2, 3, 4)  # a, b once in county 46
+    assert int(cells.loc[("0000", "T", "T"), "contacts"]) == len(SEVERAL_CELLS)  # events add up
+    assert int(cells.loc[("4600", "T", "T"), "contacts"]) == 6
+    assert (patients("4601", "2"), patients("4601", "9"), patients("0000", "2")) == (2, 1, 2)  # c in both sexes
+    assert (patients("4601", age="30-39"), patients("4600", "2", "30-39"), patients("0000", "1")) == (2, 2, 2)
+    kuhr_contacts.compute_annual(w, [2023], "weight", run_date=dt.date(2025, 1, 1))
+    annual = w.query("SELECT kommunenummer, patients FROM kuhr_contacts_annual WHERE year = 2023 AND "
+                     "tjeneste = 'FASTLEGE' AND kjonn = 'T' AND age_group = 'T'").set_index("kommunenummer")
+    assert [int(annual.loc[c, "patients"]) for c in ("0301", "4601", "4600", "0000")] == [2, 3, 3, 4]

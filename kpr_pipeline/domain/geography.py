@@ -164,6 +164,9 @@ def statistics_geography(policy: str, years: range, history: CodeHistory | None 
             elif len(successors) == 1:
                 code_units.append((year, code, successors[0], successors[0][:2]))
             else:
+                if code in current:  # the statistics tell a split unit from a current row by its code
+                    raise ValueError(f"municipality {code} of {year} was split but its code is still current; "
+                                     "a split unit needs a code of its own")
                 code_units.append((year, code, code, successors[0][:2]))
                 split_weights += [(year, code, r.current_code, r.weight, bool(r.suppressed))
                                   for r in part.itertuples(index=False)]

@@ -16,7 +16,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from kpr_pipeline.statistics.cells import AGE_GROUPS, SEXES, TOTAL, CellSpec, Measure, age_group_sql, compute_cells, \
-    values_sql
+    persons, values_sql
 from kpr_pipeline.statistics.denominators import POPULATION_CELLS_SQL, rate_sql
 from kpr_pipeline.warehouse import Warehouse
 
@@ -66,11 +66,11 @@ def _users_spec(source: str) -> CellSpec:
     return CellSpec(
         table="care_users_annual", period="year", base_sql=base, dims=("tjenestegruppe",),
         totals={"tjenestekode": "NULL", "kjonn": "'T'", "age_group": "'T'"},
-        measures=(Measure("users_during_year", "COUNT(DISTINCT person)"),
-                  Measure("users_dec31", "COUNT(DISTINCT CASE WHEN active_dec31 THEN person END)"),
-                  Measure("users_67plus", "COUNT(DISTINCT CASE WHEN age >= 67 THEN person END)"),
-                  Measure("users_80plus", "COUNT(DISTINCT CASE WHEN age >= 80 THEN person END)"),
-                  Measure("users_with_hours_dec31", f"COUNT(DISTINCT CASE WHEN {hours_active} THEN person END)"),
+        measures=(Measure("users_during_year", persons()),
+                  Measure("users_dec31", persons("active_dec31")),
+                  Measure("users_67plus", persons("age >= 67")),
+                  Measure("users_80plus", persons("age >= 80")),
+                  Measure("users_with_hours_dec31", persons(hours_active)),
                   Measure("hours_per_week_sum", f"COALESCE(SUM(CASE WHEN {hours_active} THEN timer_per_uke END), 0)",
                           money=True),
                   Measure("days", "COALESCE(SUM(stay_days), 0)")),
@@ -93,8 +93,8 @@ LEFT JOIN (SELECT pid, regning_id, CAST(EXTRACT(YEAR FROM behandlingsmaaned) AS 
              AND tjeneste IN ({", ".join(f"'{s}'" for s in GP_SERVICES)})) c
   ON c.pid = u.person AND c.year = u.year""",
     dims=("tjenestegruppe",), totals={},
-    measures=(Measure("users", "COUNT(DISTINCT person)"),
-              Measure("users_with_gp_contact", "COUNT(DISTINCT CASE WHEN regning_id IS NOT NULL THEN person END)"),
+    measures=(Measure("users", persons()),
+              Measure("users_with_gp_contact", persons("regning_id IS NOT NULL")),
               Measure("gp_contacts", "COUNT(DISTINCT regning_id)")),
     combos_sql="""SELECT gruppe AS tjenestegruppe, MIN(gyldig_fra) AS first_year,
                   CASE WHEN BOOL_OR(gyldig_til IS NULL) THEN CAST(NULL AS INTEGER) ELSE MAX(gyldig_til) END AS last_year

@@ -24,19 +24,24 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
 import sqlalchemy as sa
 
-from kpr_pipeline.domain.geography import apportion
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import bulk_insert
 
 #: Age groups of spec/statistics.md (age on 31 December, from birth year): label, lowest, highest age.
 AGE_GROUPS = [("0-5", 0, 5), ("6-15", 6, 15), ("16-19", 16, 19), ("20-29", 20, 29), ("30-39", 30, 39),
               ("40-49", 40, 49), ("50-66", 50, 66), ("67-79", 67, 79), ("80-89", 80, 89), ("90+", 90, None)]
 TOTAL = "T"
+#: PostgreSQL settings for the transaction that computes a statistic, measured with bench/statistics_bench.py
+#: (4 million claims: 118 s with the defaults, 70 s with these). Hash tables need memory (with the default
+#: 4 MB a year of claims is sorted on disk, by collation); merge joins of the grid sort 5 million rows by
+#: collation where a hash join does not sort; parallel workers each build a partial table of nearly all
+#: persons and then sort them to merge; JIT compiles for seconds per statement.
+POSTGRES_SETTINGS = ("work_mem = '1GB'", "enable_mergejoin = off", "max_parallel_workers_per_gather = 0",
+                     "jit = off")
 SEXES = ["1", "2", "9"]
 
 
@@ -64,9 +69,23 @@ def values_sql(rows: list[tuple], columns: list[str], alias: str) -> str:
 
 @dataclass(frozen=True)
 class Measure:
+    """A cell value: the sum over the cell's distinct persons of ``per_person``, an aggregate over a person's
+    base rows in the cell (``SUM(...)`` for events and amounts, ``MAX(CASE WHEN ... THEN 1 ELSE 0 END)`` for
+    a person counted once, ``COUNT(DISTINCT ...)`` for events a person brings to every cell they are in)."""
+
     name: str
-    aggregate: str  # SQL aggregate over the base rows
+    per_person: str
     money: bool = False  # apportioned in øre, not whole units
+
+
+def events(condition: str = "TRUE") -> str:
+    """Per-person aggregate: the person's base rows that meet ``condition`` (regninger, contacts)."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def persons(condition: str = "TRUE") -> str:
+    """Per-person aggregate: 1 when any of the person's base rows in the cell meets ``condition``."""
+    return f"MAX(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,8 @@ class CellSpec:
 
     table: str
     period: str  # the period column of the table: treatment_month or year
-    base_sql: str  # SELECT period, map_year, code, <dims>, <totals>, <measure inputs>; may use :a, :b
+    #: SELECT period, map_year, code, person, <dims>, <totals>, <measure inputs>; may use :a, :b
+    base_sql: str
     dims: tuple[str, ...]  # always grouped
     totals: dict[str, str]  # dimension -> SQL literal of its total row ('T', or NULL for tjenestekode)
     measures: tuple[Measure, ...]
@@ -84,64 +104,170 @@ class CellSpec:
     extra: dict[str, str] = field(default_factory=dict)  # more columns: name -> SQL over the grid row g
 
 
-def _cells_sql(spec: CellSpec, base: str, temp: str) -> str:
-    """One GROUP BY per level and total combination, as UNION ALL (portable, and lighter than GROUPING SETS
-    with several distinct counts, which exhausted DuckDB's memory limit on small inputs)."""
-    measures = ", ".join(f"{m.aggregate} AS {m.name}" for m in spec.measures)
-    levels = [("unit", "'unit'", "unit", ""), ("county || '00'", "'total'", "county", "WHERE county IS NOT NULL"),
-              ("'0000'", "'total'", None, "")]
-    selects = []
-    for geo, level, geo_key, where in levels:
-        for k in range(len(spec.totals) + 1):
-            for kept in itertools.combinations(spec.totals, k):
-                columns = [f"{d}" if d in kept else f"{lit} AS {d}" for d, lit in spec.totals.items()]
-                keys = [spec.period, "map_year", *spec.dims, *([geo_key] if geo_key else []), *kept]
-                selects.append(
-                    f"SELECT {spec.period}, map_year, {geo} AS geo, {level} AS geo_level, "
-                    f"{', '.join([*spec.dims, *columns])}, {measures} FROM {base} {where} GROUP BY {', '.join(keys)}")
-    return f"CREATE TEMPORARY TABLE {temp} AS\n" + "\nUNION ALL\n".join(selects)
-
-
-def _base_sql(spec: CellSpec, base: str) -> str:
-    return f"""
-CREATE TEMPORARY TABLE {base} AS
-SELECT b.*, COALESCE(u.unit, '9999') AS unit, u.county
+def _mapped_sql(spec: CellSpec) -> str:
+    """The base rows, each code mapped to the unit (and county) it is counted in that year."""
+    return f"""SELECT b.*, COALESCE(u.unit, '9999') AS unit, u.county
 FROM ({spec.base_sql}) b
-LEFT JOIN geography_code_units u ON u.year = b.map_year AND u.code = b.code
-"""
+LEFT JOIN geography_code_units u ON u.year = b.map_year AND u.code = b.code"""
+
+
+def _persons_sql(spec: CellSpec, persons_table: str) -> str:
+    """One row per person and (period, dims): their measures, and whether all their rows fall in one cell.
+
+    Almost every person is in one unit, sex and age group in a period, so the cells above them are plain
+    sums of these rows; only the few in several (moved, several services of a group) need counting per
+    level. This is the one pass over the base rows at full volume."""
+    group = [spec.period, "map_year", *spec.dims, "person"]
+    cell = ["unit", *spec.totals]
+    single = " AND ".join(f"MIN({c}) = MAX({c})" for c in cell)
+    firsts = ", ".join(f"MIN({c}) AS {c}" for c in ["county", *cell])
+    measures = ", ".join(f"{m.per_person} AS {m.name}" for m in spec.measures)
+    return (f"CREATE TEMPORARY TABLE {persons_table} AS\nSELECT {', '.join(group)}, {firsts}, {single} AS single, "
+            f"{measures}\nFROM ({_mapped_sql(spec)}) m GROUP BY {', '.join(group)}")
+
+
+def _several_sql(spec: CellSpec, persons_table: str, several: str) -> str:
+    """The base rows of the persons who are in several cells of a period (read again, few)."""
+    keys = [spec.period, "map_year", *spec.dims, "person"]
+    on = " AND ".join(f"m.{k} = p.{k}" for k in keys)
+    return (f"CREATE TEMPORARY TABLE {several} AS\nSELECT m.* FROM ({_mapped_sql(spec)}) m\n"
+            f"JOIN (SELECT {', '.join(keys)} FROM {persons_table} WHERE NOT single) p ON {on}")
+
+
+def _total_combinations(spec: CellSpec) -> list[tuple[str, ...]]:
+    """Every choice of the total dimensions kept (the others at their total row)."""
+    return [kept for k in range(len(spec.totals) + 1) for kept in itertools.combinations(spec.totals, k)]
+
+
+def _sums(spec: CellSpec) -> str:
+    """The measures summed, as BIGINT (money DECIMAL(18, 2)): narrower than the warehouses' default sums."""
+    return ", ".join(f"CAST(SUM({m.name}) AS {'DECIMAL(18, 2)' if m.money else 'BIGINT'}) AS {m.name}"
+                     for m in spec.measures)
+
+
+def _level_selects(spec: CellSpec, source: Callable[[str | None, str], str]) -> list[str]:
+    """One GROUP BY per level and total combination, as UNION ALL parts (portable, and lighter than GROUPING
+    SETS, which with several distinct counts exhausted DuckDB's memory limit on small inputs).
+    ``source(geo_key, keys)`` gives the FROM clause for a level (``unit``, ``county``, None for the country)."""
+    selects = []
+    for geo, geo_key in (("unit", "unit"), ("county || '00'", "county"), ("'0000'", None)):
+        for kept in _total_combinations(spec):
+            columns = [d if d in kept else f"{lit} AS {d}" for d, lit in spec.totals.items()]
+            keys = ", ".join([spec.period, "map_year", *spec.dims, *([geo_key] if geo_key else []), *kept])
+            selects.append(f"SELECT {spec.period}, map_year, {geo} AS geo, {', '.join([*spec.dims, *columns])}, "
+                           f"{_sums(spec)} FROM {source(geo_key, keys)} GROUP BY {keys}")
+    return selects
+
+
+def _in_county(geo_key: str | None) -> str:
+    """County rows leave out the codes counted nationally only (no county)."""
+    return " WHERE county IS NOT NULL" if geo_key == "county" else ""
+
+
+def _cells_sql(spec: CellSpec, persons_table: str, several: str, tables: dict[str, str]) -> list[str]:
+    """The cells of every level and total combination, in two tables with one row per cell each:
+
+    - ``one_cell``: the persons whose rows of a period fall in one cell are plain sums: into their unit's
+      cells (``fine``: bounded by the grid, not by the claims), then to counties and to each total;
+    - ``several_cells``: the few persons in several cells, grouped by person within each cell first, so
+      each counts once in every cell they are in.
+
+    A cell can have a row in both; they are added when written."""
+    fine, counties = tables["fine"], tables["fine_counties"]
+    fine_keys = [spec.period, "map_year", *spec.dims, "unit", "county", *spec.totals]
+    county_keys = [spec.period, "map_year", *spec.dims, "county", *spec.totals]
+    per_person = ", ".join(f"{m.per_person} AS {m.name}" for m in spec.measures)
+
+    def one_cell(geo_key, keys):
+        return fine if geo_key == "unit" else counties + _in_county(geo_key)
+
+    def several_cells(geo_key, keys):
+        return f"(SELECT {keys}, {per_person} FROM {several}{_in_county(geo_key)} GROUP BY {keys}, person) x"
+    return [
+        f"CREATE TEMPORARY TABLE {fine} AS SELECT {', '.join(fine_keys)}, {_sums(spec)} FROM {persons_table} "
+        f"WHERE single GROUP BY {', '.join(fine_keys)}",
+        f"CREATE TEMPORARY TABLE {counties} AS SELECT {', '.join(county_keys)}, {_sums(spec)} FROM {fine} "
+        f"GROUP BY {', '.join(county_keys)}",
+        f"CREATE TEMPORARY TABLE {tables['one_cell']} AS\n" + "\nUNION ALL\n".join(_level_selects(spec, one_cell)),
+        f"CREATE TEMPORARY TABLE {tables['several_cells']} AS\n"
+        + "\nUNION ALL\n".join(_level_selects(spec, several_cells)),
+    ]
 
 
 def _key_columns(spec: CellSpec) -> list[str]:
     return [spec.period, *spec.dims, *spec.totals]
 
 
-def _final_sql(spec: CellSpec, temp: str, apportioned: str, periods: list) -> str:
+def _apportion_splits_sql(spec: CellSpec, sources: list[str], target: str) -> str:
+    """A split municipality's unit-level cells shared among its successors by weight, totals preserved.
+
+    Each cell is apportioned on its own by largest remainder (every successor's cell is within one of
+    weight x value, and the successors' cells add up to the unit's); ties go by an MD5 of the successor and
+    the cell, so not always to the same successor. So in a successor's pre-split cells the sexes and age
+    groups may miss their ``T`` row by rounding; every other total adds up exactly. Money is apportioned in
+    øre. Window functions, so it runs in the warehouse like the rest.
+    """
     keys = _key_columns(spec)
     names = [m.name for m in spec.measures]
-    key_list = ", ".join(f"x.{k}" for k in keys)
-    split_units = "SELECT DISTINCT year, unit FROM geography_split_weights"
-    values = f"""
-SELECT {", ".join(keys)}, geo, {", ".join(f"SUM({n}) AS {n}" for n in names)} FROM (
-  SELECT {key_list}, x.geo, {", ".join(f"x.{n}" for n in names)}
-  FROM {temp} x LEFT JOIN ({split_units}) su ON x.geo_level = 'unit' AND su.year = x.map_year AND su.unit = x.geo
-  WHERE su.unit IS NULL
-  UNION ALL
-  SELECT {", ".join(keys)}, geo, {", ".join(names)} FROM {apportioned}
-) cells GROUP BY {", ".join(keys)}, geo"""
+    cell = ", ".join(["x.unit", *(f"x.{k}" for k in keys)])
+    tie = "MD5(" + " || '|' || ".join(
+        ["s.current_code", *(f"COALESCE(CAST(x.{k} AS VARCHAR(40)), '')" for k in keys)]) + ")"
+    columns = []
+    for m in spec.measures:
+        e = (f"CAST(ROUND(CAST(x.{m.name} AS DOUBLE PRECISION) * {100 if m.money else 1}) AS DOUBLE PRECISION)"
+             " * s.weight")
+        share = (f"FLOOR({e}) + CASE WHEN ROW_NUMBER() OVER (PARTITION BY {cell} ORDER BY {e} - FLOOR({e}) DESC, "
+                 f"{tie}) <= ROUND(SUM({e}) OVER (PARTITION BY {cell}) - SUM(FLOOR({e})) OVER (PARTITION BY {cell})) "
+                 "THEN 1 ELSE 0 END")
+        columns.append(f"CAST(({share}) / 100 AS DECIMAL(18, 2)) AS {m.name}" if m.money
+                       else f"CAST({share} AS BIGINT) AS {m.name}")
+    unit_rows = "\n  UNION ALL\n  ".join(
+        f"SELECT {', '.join(keys)}, map_year, geo, {', '.join(names)} FROM {source} "
+        "WHERE geo IN (SELECT unit FROM geography_split_weights)" for source in sources)
+    return f"""CREATE TEMPORARY TABLE {target} AS
+SELECT {", ".join(f"x.{k}" for k in keys)}, s.current_code AS geo, {", ".join(columns)}
+FROM (SELECT {", ".join(keys)}, map_year, geo AS unit, {", ".join(f"SUM({n}) AS {n}" for n in names)} FROM (
+  {unit_rows}) u
+  GROUP BY {", ".join(keys)}, map_year, geo) x
+JOIN geography_split_weights s ON s.year = x.map_year AND s.unit = x.unit"""
+
+
+def _grid_sql(spec: CellSpec, periods: list, grid: str) -> str:
+    """Every cell the statistic has: periods x rows of the current division x the statistic's combinations
+    (a table of its own, so PostgreSQL knows its size and hash-joins the values to it)."""
     period_values = values_sql([(p, _year_of(p)) for p in periods], [spec.period, "map_year"], "pv")
     grid_dims = ", ".join(f"c.{d}" for d in [*spec.dims, *spec.totals])
-    grid = f"""
+    return f"""CREATE TEMPORARY TABLE {grid} AS
 SELECT pv.{spec.period}, pv.map_year, gu.code AS kommunenummer, {grid_dims}
 FROM {period_values}
 CROSS JOIN geography_units gu
 CROSS JOIN ({spec.combos_sql}) c
 WHERE pv.map_year >= c.first_year AND (c.last_year IS NULL OR pv.map_year <= c.last_year)"""
-    join = " AND ".join([f"v.{spec.period} = g.{spec.period}", "v.geo = g.kommunenummer"]
-                        + [f"COALESCE(CAST(v.{d} AS VARCHAR(40)), '~') = COALESCE(CAST(g.{d} AS VARCHAR(40)), '~')"
-                           if spec.totals.get(d) == "NULL" else f"v.{d} = g.{d}" for d in [*spec.dims, *spec.totals]])
+
+
+def _final_sql(spec: CellSpec, tables: dict[str, str]) -> str:
+    """The grid with each cell's value: one-cell persons + persons in several cells + shares of split
+    municipalities, 0 where none.
+
+    A split unit's own rows carry its old code, never a row of the current division (``statistics_geography``
+    makes sure), so they drop out of the grid join by themselves."""
+    keys = _key_columns(spec)
+    names = [m.name for m in spec.measures]
+    extras = f"""SELECT {", ".join(keys)}, geo, {", ".join(f"SUM({n}) AS {n}" for n in names)} FROM (
+  SELECT {", ".join(keys)}, geo, {", ".join(names)} FROM {tables["several_cells"]}
+  UNION ALL
+  SELECT {", ".join(keys)}, geo, {", ".join(names)} FROM {tables["apportioned"]}
+) e GROUP BY {", ".join(keys)}, geo"""
+
+    def join(alias: str) -> str:
+        return " AND ".join(
+            [f"{alias}.{spec.period} = g.{spec.period}", f"{alias}.geo = g.kommunenummer"]
+            + [f"COALESCE(CAST({alias}.{d} AS VARCHAR(40)), '~') = COALESCE(CAST(g.{d} AS VARCHAR(40)), '~')"
+               if spec.totals.get(d) == "NULL" else f"{alias}.{d} = g.{d}" for d in [*spec.dims, *spec.totals]])
     suppressed = "SELECT DISTINCT year, current_code FROM geography_split_weights WHERE suppressed"
     measure_cols = ", ".join(
-        f"CASE WHEN ss.current_code IS NOT NULL THEN NULL ELSE COALESCE(v.{n}, 0) END" for n in names)
+        f"CASE WHEN ss.current_code IS NOT NULL THEN NULL ELSE COALESCE(o.{n}, 0) + COALESCE(e.{n}, 0) END"
+        for n in names)
     extra_names = "".join(f", {c}" for c in spec.extra)
     extra_values = "".join(f", {e}" for e in spec.extra.values())
     return f"""
@@ -149,58 +275,46 @@ INSERT INTO {spec.table} ({spec.period}, kommunenummer, {", ".join([*spec.dims, 
                          split_suppressed, split_policy, computed_at{extra_names})
 SELECT g.{spec.period}, g.kommunenummer, {", ".join("g." + d for d in [*spec.dims, *spec.totals])}, {measure_cols},
        ss.current_code IS NOT NULL, :policy, :now{extra_values}
-FROM ({grid}) g
-LEFT JOIN ({values}) v ON {join}
+FROM {tables["grid"]} g
+LEFT JOIN {tables["one_cell"]} o ON {join("o")}
+LEFT JOIN ({extras}) e ON {join("e")}
 LEFT JOIN ({suppressed}) ss ON ss.year = g.map_year AND ss.current_code = g.kommunenummer
 """
-
-
-def _apportion_splits(conn: sa.Connection, spec: CellSpec, temp: str, target: str) -> None:
-    """A split municipality's unit-level cells shared among its successors by weight, totals preserved.
-
-    Each cell is apportioned on its own by largest remainder (every successor's cell is within one of
-    weight x value, and the successors' cells add up to the unit's); ties go by a hash of the cell, not
-    always to the first successor. So in a successor's pre-split cells the sexes and age groups may miss
-    their ``T`` row by rounding; every other total adds up exactly. Few cells are involved (a handful of
-    split municipalities), so this is done in pandas.
-    """
-    keys = _key_columns(spec)
-    names = [m.name for m in spec.measures]
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE {target} AS SELECT {', '.join(keys)}, geo, "
-                         f"{', '.join(names)} FROM {temp} WHERE 1 = 0"))
-    rows = conn.execute(sa.text(f"""
-        SELECT x.*, x.geo AS unit, s.current_code, s.weight FROM {temp} x
-        JOIN geography_split_weights s ON x.geo_level = 'unit' AND s.year = x.map_year AND s.unit = x.geo""")).all()
-    if not rows:
-        return
-    frame = pd.DataFrame(rows, columns=list(rows[0]._fields))
-    tie_break = pd.util.hash_pandas_object(frame[["current_code", *keys]].astype(str), index=False)
-    frame = frame.iloc[tie_break.argsort(kind="stable")].reset_index(drop=True)
-    out = frame[[*keys, "current_code"]].rename(columns={"current_code": "geo"})
-    for m in spec.measures:
-        scale = 100 if m.money else 1
-        scaled = frame.assign(_v=(pd.to_numeric(frame[m.name]).astype(float) * scale).round())
-        apportioned = apportion(scaled, "_v", ["unit", *keys])
-        out[m.name] = apportioned.astype(float) / scale if m.money else apportioned.astype("int64")
-    bulk_insert(conn, target, out)
 
 
 def _year_of(period) -> int:
     return period.year if isinstance(period, dt.date) else int(period)
 
 
+def cell_statements(spec: CellSpec, periods: list, delete_where: str, tag: str) -> tuple[list[str], dict[str, str]]:
+    """The statements that replace the cells of ``periods``, in order, and the temporary tables they make."""
+    tables = {name: f"{name}_{tag}" for name in
+              ("persons", "several", "fine", "fine_counties", "one_cell", "several_cells", "apportioned", "grid")}
+    statements = [_persons_sql(spec, tables["persons"]), _several_sql(spec, tables["persons"], tables["several"]),
+                  *_cells_sql(spec, tables["persons"], tables["several"], tables),
+                  _apportion_splits_sql(spec, [tables["one_cell"], tables["several_cells"]], tables["apportioned"]),
+                  _grid_sql(spec, periods, tables["grid"]),
+                  f"DELETE FROM {spec.table} WHERE {delete_where}",
+                  _final_sql(spec, tables)]
+    return statements, tables
+
+
 def compute_cells(conn: sa.Connection, spec: CellSpec, periods: list, policy: str, params: dict,
                   delete_where: str) -> int:
     """Replace the cells of ``periods`` (inside the caller's transaction); return the rows written."""
-    tag = uuid.uuid4().hex[:12]
-    base, temp, apportioned = f"base_{tag}", f"cells_{tag}", f"split_{tag}"
-    conn.execute(sa.text(_base_sql(spec, base)), params)
-    conn.execute(sa.text(_cells_sql(spec, base, temp)), params)
-    _apportion_splits(conn, spec, temp, apportioned)
-    conn.execute(sa.text(f"DELETE FROM {spec.table} WHERE {delete_where}"), params)
-    now = dt.datetime.now(dt.timezone.utc)
-    conn.execute(sa.text(_final_sql(spec, temp, apportioned, periods)), {**params, "policy": policy, "now": now})
-    for table in (apportioned, temp, base):
+    statements, tables = cell_statements(spec, periods, delete_where, uuid.uuid4().hex[:12])
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        for setting in POSTGRES_SETTINGS:
+            conn.execute(sa.text(f"SET LOCAL {setting}"))
+    params = {**params, "policy": policy, "now": dt.datetime.now(dt.timezone.utc)}
+    for statement in statements:
+        conn.execute(sa.text(statement), params)
+        if postgres and statement.startswith("CREATE TEMPORARY TABLE"):
+            # temporary tables have no statistics until analysed: without them the planner joins the grid
+            # by nested loops or merge joins on half the keys (minutes instead of seconds)
+            conn.execute(sa.text(f"ANALYZE {statement.split()[3]}"))
+    for table in reversed(tables.values()):
         conn.execute(sa.text(f"DROP TABLE {table}"))
     return count_rows(conn, spec.table, delete_where, params)
 

@@ -13,7 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from kpr_pipeline.statistics.cells import SEXES, TOTAL, AGE_GROUPS, CellSpec, Measure, age_group_sql, compute_cells, \
-    values_sql
+    events, persons, values_sql
 from kpr_pipeline.statistics.denominators import POPULATION_CELLS_SQL, rate_sql
 from kpr_pipeline.warehouse import Warehouse
 
@@ -24,6 +24,7 @@ _SEX_AGE = (f"CROSS JOIN {values_sql([(s,) for s in [*SEXES, TOTAL]], ['kjonn'],
             f"CROSS JOIN {values_sql([(a,) for a, _, _ in AGE_GROUPS] + [(TOTAL,)], ['age_group'], 'ag')}")
 
 _COUNTED = "NOT c.kreditering AND NOT c.credited AND c.behandlingsmaaned BETWEEN :a AND :b"
+_CONSULTATION = "is_contact AND kontakttype = 'konsultasjon'"
 _YEAR = "CAST(EXTRACT(YEAR FROM c.behandlingsmaaned) AS INTEGER)"
 
 
@@ -31,7 +32,7 @@ def _base(period: str, kontakttype: str) -> str:
     return f"""
 SELECT {period}, {_YEAR} AS map_year, c.bostedskommune AS code, c.tjeneste, {kontakttype} AS kontakttype,
        COALESCE(c.kjonn, '9') AS kjonn, {age_group_sql(f"{_YEAR} - c.fodselsaar")} AS age_group,
-       c.pid, c.is_contact, c.egenandel, c.refusjon
+       c.pid AS person, c.is_contact, c.egenandel, c.refusjon
 FROM kuhr_claims c WHERE {_COUNTED}"""
 
 
@@ -39,8 +40,8 @@ MONTHLY = CellSpec(
     table="kuhr_contacts_monthly", period="treatment_month",
     base_sql=_base("c.behandlingsmaaned AS treatment_month", f"COALESCE(c.kontakttype, '{NO_CONTACT}')"),
     dims=("tjeneste", "kontakttype"), totals={"kjonn": "'T'", "age_group": "'T'"},
-    measures=(Measure("contacts", "SUM(CASE WHEN is_contact THEN 1 ELSE 0 END)"),
-              Measure("patients", "COUNT(DISTINCT CASE WHEN is_contact THEN pid END)"),
+    measures=(Measure("contacts", events("is_contact")),
+              Measure("patients", persons("is_contact")),
               Measure("regninger", "COUNT(*)"),
               Measure("egenandel_sum", "COALESCE(SUM(egenandel), 0)", money=True),
               Measure("refusjon_sum", "COALESCE(SUM(refusjon), 0)", money=True)),
@@ -53,11 +54,10 @@ ANNUAL = CellSpec(
     table="kuhr_contacts_annual", period="year",
     base_sql=_base(f"{_YEAR} AS year", "c.kontakttype"),
     dims=("tjeneste",), totals={"kjonn": "'T'", "age_group": "'T'"},
-    measures=(Measure("contacts", "SUM(CASE WHEN is_contact THEN 1 ELSE 0 END)"),
-              Measure("consultations", "SUM(CASE WHEN is_contact AND kontakttype = 'konsultasjon' THEN 1 ELSE 0 END)"),
-              Measure("patients", "COUNT(DISTINCT CASE WHEN is_contact THEN pid END)"),
-              Measure("patients_consultation",
-                      "COUNT(DISTINCT CASE WHEN is_contact AND kontakttype = 'konsultasjon' THEN pid END)"),
+    measures=(Measure("contacts", events("is_contact")),
+              Measure("consultations", events(_CONSULTATION)),
+              Measure("patients", persons("is_contact")),
+              Measure("patients_consultation", persons(_CONSULTATION)),
               Measure("regninger", "COUNT(*)")),
     combos_sql=f"""SELECT DISTINCT t.tjeneste, sx.kjonn, ag.age_group, {FIRST_YEAR} AS first_year,
                    CAST(NULL AS INTEGER) AS last_year FROM ref_kuhr_takster t {_SEX_AGE}""",
