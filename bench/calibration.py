@@ -1,6 +1,7 @@
 """National GP figures from synthetic data against the generator's calibration (spec/statistics.md).
 
-Generates a year of KUHR deliveries at ``--scale`` (default 0.05), takes them in through the real jobs
+Generates the KUHR deliveries of a year and of the six months after it (so the year's late claims arrive)
+at ``--scale`` (default 0.05), takes them in through the real jobs
 (reference data, deliveries, treatment months, monthly and annual statistics) into a DuckDB warehouse,
 and compares the national GP consultations per inhabitant and the share of inhabitants with at least one
 consultation with the calibration targets (3.0 and 72 %). The synthetic population is ``scale`` x
@@ -44,7 +45,7 @@ def main() -> None:
     started = time.perf_counter()
     if not landing.exists():
         generate(GenerateOptions(out=landing, seed=1, scale=args.scale, start=f"{args.year}-01",
-                                 end=f"{args.year}-12", defects=0.0, progress=False))
+                                 end=f"{args.year + 1}-06", defects=0.0, progress=False))
     print(f"generated {landing} in {time.perf_counter() - started:.0f} s")
     ensure_dagster_home()
     settings = Settings.from_env({"KPR_WAREHOUSE_URL": f"duckdb:///{work / 'warehouse.duckdb'}",

@@ -27,6 +27,8 @@ from kpr_pipeline.synth.rng import stream
 
 KUHR_START = dt.date(2016, 7, 1)
 OSLO = ZoneInfo("Europe/Oslo")
+#: How often a person drawn for a day they were not alive on is drawn again (then the claim is dropped).
+MAX_REDRAWS = 10
 COLUMNS = [
     "regning_id", "regningsnummer", "praksis_id", "praksistype", "tjeneste", "behandler_hpr", "praksiskommune",
     "pasient_id", "pasient_id_type", "kjonn", "fodselsaar", "bostedskommune", "tidspunkt", "mottatt_dato",
@@ -56,11 +58,19 @@ class KuhrGenerator:
         real = real[real.year == 2017].groupby("kommunenummer")["persons"].sum()
         self.real_pop_2017 = real.reindex(population.codes_2017).fillna(1000).to_numpy()
         self._weights: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
+        self._alive: dict[int, float] = {}
         self._codes: dict[int, np.ndarray] = {}
         self._valid_codes: dict[int, np.ndarray] = {}
         self.rows_written = 0
 
     # --- who is treated --------------------------------------------------------------------
+    def _alive_mid_year(self, year: int) -> float:
+        """The persons alive on 1 July of ``year``: the population the year's rates apply to."""
+        if year not in self._alive:
+            day = to_ordinal(dt.date(year, 7, 1))
+            self._alive[year] = float(((self.pop.birth <= day) & (self.pop.death > day)).sum())
+        return self._alive[year]
+
     def _cell_weights(self, service: str, year: int) -> tuple[np.ndarray, float]:
         """Cumulative cell weights for drawing persons, and the persons alive in ``year``."""
         key = (service, year)
@@ -74,9 +84,8 @@ class KuhrGenerator:
                 factor = np.where(cells[:, 1] == 2, factor, 0.0)
             else:
                 factor = factor * np.where(cells[:, 1] == 2, 2 * female_ratio / (1 + female_ratio), 2 / (1 + female_ratio))
-            alive = float(size[age >= 0].sum())
             w = size * factor * self.pop.frailty_values[cells[:, 2]]
-            self._weights[key] = (np.cumsum(w) / w.sum(), alive)
+            self._weights[key] = (np.cumsum(w) / w.sum(), self._alive_mid_year(year))
         return self._weights[key]
 
     def _draw_persons(self, rng: np.random.Generator, service: str, years: np.ndarray) -> np.ndarray:
@@ -122,6 +131,11 @@ class KuhrGenerator:
             treat = np.repeat(t, counts)
             treat_year = np.repeat(years, counts)
             persons = self._draw_persons(rng, service, treat_year)
+            for _ in range(MAX_REDRAWS):  # a person not alive on the day is drawn again: the rates hold
+                gone = ~((self.pop.birth[persons] <= treat) & (self.pop.death[persons] > treat))
+                if not gone.any():
+                    break
+                persons[gone] = self._draw_persons(rng, service, treat_year[gone])
             alive_then = (self.pop.birth[persons] <= treat) & (self.pop.death[persons] > treat)
             treat, treat_year, persons = treat[alive_then], treat_year[alive_then], persons[alive_then]
             if len(persons) == 0:
