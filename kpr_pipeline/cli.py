@@ -93,12 +93,14 @@ def _generate(out, seed, scale, start, end, defects, progress) -> int:
 
 def _accept_gap(settings: Settings, year: int, kommune: str, by: str, reason: str) -> int:
     from kpr_pipeline.quality.completeness import accept_gap, evaluate
+    from kpr_pipeline.statistics.care_users import mark_preliminary
     from kpr_pipeline.warehouse import Warehouse
 
     warehouse = Warehouse(settings.warehouse_url)
     warehouse.ensure_schema()
     accept_gap(warehouse, year, kommune, by, reason)
     result = evaluate(warehouse, year)
+    mark_preliminary(warehouse, year, not result.final)
     state = "final" if result.final else f"preliminary ({len(result.missing)} municipalities still missing)"
     print(f"gap accepted: {kommune} for {year} by {by}; {year} is now {state}")
     return EXIT_OK

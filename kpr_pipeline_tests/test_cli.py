@@ -71,8 +71,24 @@ def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, mo
                  "--reason", "system change, agreed by letter"]) == 0
     assert f"{missing - 1} municipalities still missing" in capsys.readouterr().out
     assert main(["accept-gap", "--year", "2017", "--kommune", "0101x", "--by", "x", "--reason", "y"]) == 2
+
+    def preliminary_flags():
+        return set(Warehouse("duckdb:///data/warehouse.duckdb").query(
+            "SELECT DISTINCT preliminary FROM care_users_annual WHERE year = 2017 AND source = 'KPR' "
+            "UNION SELECT DISTINCT preliminary FROM care_gp_contacts WHERE year = 2017")["preliminary"])
+    assert preliminary_flags() == {True}
+    from kpr_pipeline.quality.completeness import evaluate
+
+    for code in evaluate(Warehouse("duckdb:///data/warehouse.duckdb"), 2017).missing:
+        # every gap accepted: the year is final, and so are its statistics
+        assert main(["accept-gap", "--year", "2017", "--kommune", code, "--by", "Kari Steward",
+                     "--reason", "system change"]) == 0
+    assert "2017 is now final" in capsys.readouterr().out.splitlines()[-1]
+    assert preliminary_flags() == {False}
     assert main(["run"]) == 0
-    assert "KPR-helse og omsorg: 0 new municipal reports ready" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "KPR-helse og omsorg: 0 new municipal reports ready" in out
+    assert "publication_job skipped" not in out  # the flags changed: published again
     # A reference table changed behind the pipeline's back is reloaded by the next run.
     import dagster as dg
 

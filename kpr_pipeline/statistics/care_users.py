@@ -139,3 +139,15 @@ def compute_gp_contacts(warehouse: Warehouse, years: list[int], policy: str, pre
         conn.execute(sa.text(f"UPDATE care_gp_contacts SET gp_contacts_per_user = "
                              f"{rate_sql('gp_contacts', 'users')} WHERE {where}"), params)
         return cells
+
+
+def mark_preliminary(warehouse: Warehouse, year: int, preliminary: bool) -> None:
+    """Set the ``preliminary`` flag of a reporting year's care statistics (a steward's accepted gap can make
+    the year final without any new data: the counts stay, the flag and ``computed_at`` change, so the next
+    publication is written)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    with warehouse.begin() as conn:
+        for table in ("care_users_annual", "care_gp_contacts"):
+            source = " AND source = 'KPR'" if table == "care_users_annual" else ""
+            conn.execute(sa.text(f"UPDATE {table} SET preliminary = :p, computed_at = :now WHERE year = :y{source} "
+                                 "AND preliminary <> :p"), {"p": preliminary, "now": now, "y": year})
