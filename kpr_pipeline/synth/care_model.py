@@ -42,7 +42,7 @@ class Decision:
 def care_users(pop: Population, year: int, codes: np.ndarray) -> np.ndarray:
     """Persons who receive care in ``year``: eligible by age and alive at some time in the year."""
     jan1, dec31 = to_ordinal(dt.date(year, 1, 1)), to_ordinal(dt.date(year, 12, 31))
-    alive = (pop.birth <= dec31) & (pop.death >= jan1)
+    alive = (pop.arrival <= dec31) & (pop.death >= jan1)
     age = year - pop.birth_year.astype(np.int64)
     group = np.clip(np.searchsorted(model.AGE_BOUNDS, np.maximum(age, 0), side="right") - 1, 0, 9)
     share = np.asarray(model.CARE_SHARE)[group]
@@ -54,7 +54,7 @@ def decisions(pop: Population, persons: np.ndarray, year: int) -> list[list[Deci
     """The service decisions active in ``year`` for each person (at least one each)."""
     jan1, dec31 = dt.date(year, 1, 1), dt.date(year, 12, 31)
     age = year - pop.birth_year[persons].astype(np.int64)
-    birth = pop.birth[persons]
+    arrival = pop.arrival[persons]
     death = pop.death[persons]
     out: list[list[Decision]] = [[] for _ in persons]
     for s_index, (kode, share, hours, condition) in enumerate(model.CARE_SERVICES):
@@ -68,7 +68,7 @@ def decisions(pop: Population, persons: np.ndarray, year: int) -> list[list[Deci
             kode = 12 if s_index % 2 == 0 else 13
         h2 = hash_uniform(persons, 200 + s_index)
         for i in np.flatnonzero(take):
-            earliest = max(to_ordinal(dt.date(1980, 1, 1)), int(birth[i]) + 30)
+            earliest = max(to_ordinal(dt.date(1980, 1, 1)), int(arrival[i]) + 30)
             if kode == 20:  # short stays: one a year
                 fra_o = to_ordinal(jan1) + int(h2[i] * 330)
                 til_o = fra_o + 7 + int(h2[i] * 1000) % 36
@@ -85,7 +85,7 @@ def decisions(pop: Population, persons: np.ndarray, year: int) -> list[list[Deci
             out[i].append(Decision(int(persons[i]), kode, _date(fra_o), _date(til_o) if til_o is not None else None, timer))
     for i, ds in enumerate(out):  # everyone eligible has at least a safety alarm
         if not ds:
-            fra_o = max(to_ordinal(jan1) - 400, int(birth[i]) + 30, to_ordinal(dt.date(1980, 1, 1)))
+            fra_o = max(to_ordinal(jan1) - 400, int(arrival[i]) + 30, to_ordinal(dt.date(1980, 1, 1)))
             til_o = int(death[i]) if death[i] <= to_ordinal(dec31) else None
             if til_o is not None and til_o < fra_o:
                 continue

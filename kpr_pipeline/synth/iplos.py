@@ -105,7 +105,7 @@ class IplosGenerator:
         h = hash_uniform(persons, 11)
         dropped = persons[h < model.IPLOS_ONLY_KPR_SHARE]
         # Persons IPLOS counted but KPR did not: just above the care threshold, alive in 2017.
-        candidates = np.setdiff1d(np.flatnonzero((codes != None) & (self.pop.death > to_ordinal(dt.date(2017, 1, 1))) & (self.pop.birth < to_ordinal(dt.date(2018, 1, 1)))), persons)  # noqa: E711
+        candidates = np.setdiff1d(np.flatnonzero((codes != None) & (self.pop.death > to_ordinal(dt.date(2017, 1, 1))) & (self.pop.arrival < to_ordinal(dt.date(2018, 1, 1)))), persons)  # noqa: E711
         n_extra = max(1, int(round(len(persons) * model.IPLOS_EXTRA_PERSON_SHARE)))
         rng = stream(self.seed, "iplos-extra")
         extra = np.sort(rng.choice(candidates, size=min(n_extra, len(candidates)), replace=False))

@@ -68,7 +68,7 @@ class KuhrGenerator:
         """The persons alive on 1 July of ``year``: the population the year's rates apply to."""
         if year not in self._alive:
             day = to_ordinal(dt.date(year, 7, 1))
-            self._alive[year] = float(((self.pop.birth <= day) & (self.pop.death > day)).sum())
+            self._alive[year] = float(((self.pop.arrival <= day) & (self.pop.death > day)).sum())
         return self._alive[year]
 
     def _cell_weights(self, service: str, year: int) -> tuple[np.ndarray, float]:
@@ -132,11 +132,11 @@ class KuhrGenerator:
             treat_year = np.repeat(years, counts)
             persons = self._draw_persons(rng, service, treat_year)
             for _ in range(MAX_REDRAWS):  # a person not alive on the day is drawn again: the rates hold
-                gone = ~((self.pop.birth[persons] <= treat) & (self.pop.death[persons] > treat))
+                gone = ~((self.pop.arrival[persons] <= treat) & (self.pop.death[persons] > treat))
                 if not gone.any():
                     break
                 persons[gone] = self._draw_persons(rng, service, treat_year[gone])
-            alive_then = (self.pop.birth[persons] <= treat) & (self.pop.death[persons] > treat)
+            alive_then = (self.pop.arrival[persons] <= treat) & (self.pop.death[persons] > treat)
             treat, treat_year, persons = treat[alive_then], treat_year[alive_then], persons[alive_then]
             if len(persons) == 0:
                 continue

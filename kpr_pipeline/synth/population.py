@@ -2,9 +2,10 @@
 
 Persons are held as compact NumPy columns (about 40 bytes each: 0.2 GB at ``--scale 1.0``), sorted
 by (birth year, sex, frailty class) so that a person of a given kind is drawn in O(1). Nobody
-moves; the municipality code a person has in a year follows the real code history from 2017
+moves within Norway; the municipality code a person has in a year follows the real code history from 2017
 (forward through mergers and splits, backward for the IPLOS years). Births after 2017 are added
-from the size of each municipality's 0-year cohort. Deaths follow a Gompertz hazard.
+from the size of each municipality's 0-year cohort; immigrants arrive so that the population on
+1 January follows SSB's totals for the years SSB has. Deaths follow a Gompertz hazard.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kpr_pipeline.synth.rng import stream
 BASE_YEAR = 2017
 LAST_YEAR = 2026
 FRAILTY_CLASSES = 16
-FRAILTY_SHAPE = 0.83  # gamma shape that gives ~72 % with >= 1 GP consultation at a mean of 3.0
+FRAILTY_SHAPE = 0.925  # gamma shape that gives 72 % with >= 1 GP consultation at 3.0 a year, with the age profile
 EPOCH = dt.date(1970, 1, 1)
 DNR_SHARE = 0.02
 
@@ -41,6 +42,7 @@ class Population:
     seed: int
     code_index: np.ndarray  # int16 index into ``codes_2017``
     birth: np.ndarray  # int32 days since 1970-01-01
+    arrival: np.ndarray  # int32 days since 1970: living in Norway from (the birth, or the immigration day)
     sex: np.ndarray  # int8, 1 or 2
     frailty: np.ndarray  # uint8 class 0..15
     death: np.ndarray  # int32 days since 1970 (large = alive through LAST_YEAR)
@@ -166,6 +168,52 @@ def _assign_identities(rng: np.random.Generator, birth: np.ndarray, dnr: np.ndar
     return ident
 
 
+#: SSB exports with the national population on 1 January of the years after BASE_YEAR.
+SSB_LATER_YEARS = ("Personer2015-2018.csv", "Personer2019.csv", "Personer2020.csv", "Personer2021.csv",
+                   "Personer2022.csv")
+#: Ages at immigration: mostly young adults, some children.
+IMMIGRANT_AGES = (0, 45)
+GOMPERTZ_A, GOMPERTZ_B = -10.3, 0.094
+
+
+def _gompertz_death(rng: np.random.Generator, from_day: np.ndarray, age_then: np.ndarray) -> np.ndarray:
+    """Death day from ``from_day`` at ``age_then`` (years) with hazard exp(a + b * age)."""
+    e = rng.exponential(size=len(from_day))
+    remaining = np.log(e * GOMPERTZ_B / np.exp(GOMPERTZ_A) + np.exp(GOMPERTZ_B * age_then)) / GOMPERTZ_B - age_then
+    return np.minimum(from_day + remaining * 365.25, 2**31 - 1).astype(np.int32)
+
+
+def _immigrants(rng, scale, pop_2017, code_index, birth, sex, death, arrival):
+    """Net immigration: Norway grew mostly by it, and the statistics divide by SSB's real population, so
+    without it the synthetic rates per inhabitant fall behind year by year (by 3 % in 2023). For each year
+    SSB has, persons arrive during the year before so that those present on 1 January are SSB's total x
+    scale; their ages follow the 2017 population of IMMIGRANT_AGES, their municipalities a random resident's.
+    Later years have no SSB figure to meet (the denominators are carried forward), so nobody arrives."""
+    totals: dict[int, int] = {}
+    for name in SSB_LATER_YEARS:
+        table = parse_ssb_07459(reference.REFERENCE_DIR / "ssb_07459" / name)
+        totals.update(table.groupby("year")["persons"].sum().astype(int).to_dict())
+    low, high = IMMIGRANT_AGES
+    ages = pop_2017[(pop_2017.age >= low) & (pop_2017.age <= high)].groupby("age")["persons"].sum()
+    age_p = (ages / ages.sum()).to_numpy()
+    male = _male_share_by_age()
+    for year in sorted(y for y in totals if y > BASE_YEAR):
+        jan1 = to_ordinal(dt.date(year, 1, 1))
+        present = int(((arrival <= jan1) & (death > jan1)).sum())
+        n = int(round(totals[year] * scale)) - present
+        if n <= 0:
+            continue
+        first = to_ordinal(dt.date(year - 1, 1, 1))
+        came = (first + rng.random(n) * (jan1 - first)).astype(np.int32)
+        age = ages.index.to_numpy()[rng.choice(len(age_p), size=n, p=age_p)]
+        born = (came - (age + rng.random(n)) * 365.25).astype(np.int32)
+        code_index = np.concatenate([code_index, code_index[rng.integers(0, len(code_index), n)]])
+        birth, arrival = np.concatenate([birth, born]), np.concatenate([arrival, came])
+        sex = np.concatenate([sex, np.where(rng.random(n) < male[np.clip(age, 0, 105)], 1, 2).astype(np.int8)])
+        death = np.concatenate([death, _gompertz_death(rng, came, age.astype(np.float64))])
+    return code_index, birth, sex, death, arrival
+
+
 def build_population(seed: int, scale: float) -> Population:
     rng = stream(seed, "population")
     pop = parse_ssb_07459(reference.REFERENCE_DIR / "ssb_07459" / "Personer2015-2018.csv")
@@ -173,6 +221,7 @@ def build_population(seed: int, scale: float) -> Population:
     codes = np.array(reference.municipality_codes_valid(BASE_YEAR), dtype=object)
     code_pos = {c: i for i, c in enumerate(codes)}
     pop = pop[pop.kommunenummer.isin(code_pos)]
+    pop_2017 = pop
     counts = rng.binomial(pop.persons.to_numpy(), scale)
     code_index = np.repeat(pop.kommunenummer.map(code_pos).to_numpy(), counts).astype(np.int16)
     age = np.repeat(pop.age.to_numpy(), counts)
@@ -190,13 +239,13 @@ def build_population(seed: int, scale: float) -> Population:
     birth = (start[offset] + (rng.random(n) * year_len[offset]).astype(np.int64)).astype(np.int32)
     male = _male_share_by_age()[np.clip(BASE_YEAR - 1 - birth_year, 0, 105)]
     sex = np.where(rng.random(n) < male, 1, 2).astype(np.int8)
-    # Gompertz remaining life from 1 January 2017 (or birth): hazard exp(a + b * age).
-    a, b = -10.3, 0.094
+    # Gompertz remaining life from 1 January 2017 (or birth).
     age_then = np.maximum(BASE_YEAR - birth_year, 0).astype(np.float64)
-    e = rng.exponential(size=n)
-    remaining = np.log(e * b / np.exp(a) + np.exp(b * age_then)) / b - age_then
-    from_day = np.maximum(start[BASE_YEAR - 1800], birth)
-    death = np.minimum(from_day + remaining * 365.25, 2**31 - 1).astype(np.int32)
+    death = _gompertz_death(rng, np.maximum(start[BASE_YEAR - 1800], birth), age_then)
+    arrival = birth.copy()
+    code_index, birth, sex, death, arrival = _immigrants(rng, scale, pop_2017, code_index, birth, sex, death, arrival)
+    birth_year = (birth.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970).astype(np.int64)
+    n = len(birth)
     # Frailty: a gamma-distributed propensity to use health services, in 16 quantile classes.
     gamma = rng.gamma(FRAILTY_SHAPE, 1 / FRAILTY_SHAPE, size=200_000)
     edges = np.quantile(gamma, np.linspace(0, 1, FRAILTY_CLASSES + 1))
@@ -207,14 +256,14 @@ def build_population(seed: int, scale: float) -> Population:
     u = rng.random(n).astype(np.float32)
 
     order = np.lexsort((frailty, sex, birth_year))
-    cols = [code_index, birth, sex, frailty, death, ident, dnr, u]
-    code_index, birth, sex, frailty, death, ident, dnr, u = (c[order] for c in cols)
+    cols = [code_index, birth, arrival, sex, frailty, death, ident, dnr, u]
+    code_index, birth, arrival, sex, frailty, death, ident, dnr, u = (c[order] for c in cols)
     key = (birth_year[order].astype(np.int64) * 4 + sex) * FRAILTY_CLASSES + frailty
     change = np.flatnonzero(np.diff(key)) + 1
     cell_start = np.concatenate([[0], change])
     k = key[cell_start]
     cells = np.column_stack([k // (4 * FRAILTY_CLASSES), (k // FRAILTY_CLASSES) % 4, k % FRAILTY_CLASSES])
     return Population(
-        seed=seed, code_index=code_index, birth=birth, sex=sex, frailty=frailty, death=death, ident=ident,
+        seed=seed, code_index=code_index, birth=birth, arrival=arrival, sex=sex, frailty=frailty, death=death, ident=ident,
         dnr=dnr, u=u, codes_2017=codes, frailty_values=frailty_values, cells=cells, cell_start=cell_start,
     )
