@@ -164,6 +164,25 @@ def test_gp_consultations_are_calibrated(tmp_path):
     consultation = set(t[(t.tjeneste == "FASTLEGE") & (t.kontakttype == "konsultasjon")].takst)
     consultations = claims[claims.takster.str.split(":").str[0].isin(consultation)]
     mid_year = to_ordinal(dt.date(2019, 7, 1))
-    inhabitants = int(((pop.birth <= mid_year) & (pop.death >= mid_year)).sum())
+    inhabitants = int(((pop.arrival <= mid_year) & (pop.death >= mid_year)).sum())
     assert len(consultations) / inhabitants == pytest.approx(3.0, rel=0.05)
     assert consultations.pasient_id.nunique() / inhabitants == pytest.approx(0.72, rel=0.05)
+
+
+def test_the_population_living_in_norway_follows_ssb_on_1_january():
+    """Births, deaths and immigration keep the synthetic population at SSB's totals x scale, the
+    denominators the statistics divide by (so rates per inhabitant are not biased)."""
+    import datetime as dt
+
+    from kpr_pipeline.domain import reference
+    from kpr_pipeline.domain.population import parse_ssb_07459
+    from kpr_pipeline.synth.population import build_population, to_ordinal
+
+    scale = 0.01
+    pop = build_population(3, scale)
+    for year, name in ((2019, "Personer2019.csv"), (2022, "Personer2022.csv")):
+        total = int(parse_ssb_07459(reference.REFERENCE_DIR / "ssb_07459" / name)["persons"].sum())
+        jan1 = to_ordinal(dt.date(year, 1, 1))
+        living = int(((pop.arrival <= jan1) & (pop.death > jan1)).sum())
+        assert living / scale == pytest.approx(total, rel=0.01), year
+    assert (pop.arrival >= pop.birth).all() and (pop.arrival > pop.birth).sum() > 0.02 * len(pop)
