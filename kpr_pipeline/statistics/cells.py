@@ -6,9 +6,11 @@ as 9999) and the statistic's dimensions, some with a total row (``T``). ``comput
 statement chain that runs unchanged on DuckDB and PostgreSQL:
 
 1. the statistic's base rows, each code mapped to the unit it is counted in (``geography_code_units``),
-   counted at unit, county and national level, with and without each total dimension, so distinct
-   persons are distinct at every level (a person who moved counts in both municipalities but once in
-   the county);
+   grouped once by period, dimensions and person (the one pass at full volume). A person whose rows all
+   fall in one cell, nearly everyone, is then a plain sum, up through counties, the country and the
+   total rows; the few in several cells (moved, two services of a group) are counted per level, grouped
+   by person first. So persons are distinct at every level: one who moved counts in both municipalities
+   but once in the county;
 2. a municipality that was split is its own unit; its unit-level cells are apportioned to the
    successors by the change table's weights, each measure rounded by largest remainder so every
    total is preserved (spec: ``weight``); under ``suppress`` the successors' cells are then left empty
@@ -35,6 +37,7 @@ from kpr_pipeline.warehouse import Warehouse
 AGE_GROUPS = [("0-5", 0, 5), ("6-15", 6, 15), ("16-19", 16, 19), ("20-29", 20, 29), ("30-39", 30, 39),
               ("40-49", 40, 49), ("50-66", 50, 66), ("67-79", 67, 79), ("80-89", 80, 89), ("90+", 90, None)]
 TOTAL = "T"
+SEXES = ["1", "2", "9"]
 #: PostgreSQL settings for the transaction that computes a statistic, measured with bench/statistics_bench.py
 #: (4 million claims: 118 s with the defaults, 70 s with these). Hash tables need memory (with the default
 #: 4 MB a year of claims is sorted on disk, by collation); merge joins of the grid sort 5 million rows by
@@ -42,7 +45,6 @@ TOTAL = "T"
 #: persons and then sort them to merge; JIT compiles for seconds per statement.
 POSTGRES_SETTINGS = ("work_mem = '1GB'", "enable_mergejoin = off", "max_parallel_workers_per_gather = 0",
                      "jit = off")
-SEXES = ["1", "2", "9"]
 
 
 def age_group_sql(age: str) -> str:
