@@ -106,34 +106,40 @@ class CellSpec:
     extra: dict[str, str] = field(default_factory=dict)  # more columns: name -> SQL over the grid row g
 
 
-def _mapped_sql(spec: CellSpec) -> str:
-    """The base rows, each code mapped to the unit (and county) it is counted in that year."""
-    return f"""SELECT b.*, COALESCE(u.unit, '9999') AS unit, u.county
-FROM ({spec.base_sql}) b
-LEFT JOIN geography_code_units u ON u.year = b.map_year AND u.code = b.code"""
+def _mapped_sql(rows: str, alias: str) -> str:
+    """``rows`` (with ``map_year`` and ``code``), each code mapped to the unit (and county) it is counted in
+    that year. Applied to few rows: to the one-cell persons' cells, and to the rows of the persons in
+    several cells."""
+    return f"""SELECT {alias}.*, COALESCE(u.unit, '9999') AS unit, u.county
+FROM {rows}
+LEFT JOIN geography_code_units u ON u.year = {alias}.map_year AND u.code = {alias}.code"""
 
 
 def _persons_sql(spec: CellSpec, persons_table: str) -> str:
     """One row per person and (period, dims): their measures, and whether all their rows fall in one cell.
 
-    Almost every person is in one unit, sex and age group in a period, so the cells above them are plain
-    sums of these rows; only the few in several (moved, several services of a group) need counting per
-    level. This is the one pass over the base rows at full volume."""
-    group = [spec.period, "map_year", *spec.dims, "person"]
-    cell = ["unit", *spec.totals]
+    Almost every person has one municipality code, sex and age group in a period, so the cells above them
+    are plain sums of these rows; only the few in several (moved, several services of a group) need
+    counting per level. This is the one pass over the base rows at full volume, so it reads the codes as
+    reported: mapping them to units waits until there are cells, not claims, to map."""
+    keys = [spec.period, "map_year", *spec.dims]
+    cell = ["code", *spec.totals]
     single = " AND ".join(f"MIN({c}) = MAX({c})" for c in cell)
-    firsts = ", ".join(f"MIN({c}) AS {c}" for c in ["county", *cell])
+    firsts = ", ".join(f"MIN({c}) AS {c}" for c in cell)
     measures = ", ".join(f"{m.per_person} AS {m.name}" for m in spec.measures)
-    return (f"CREATE TEMPORARY TABLE {persons_table} AS\nSELECT {', '.join(group)}, {firsts}, {single} AS single, "
-            f"{measures}\nFROM ({_mapped_sql(spec)}) m GROUP BY {', '.join(group)}")
+    # the person is kept only where it is needed again (in several cells): the table stays narrow
+    return (f"CREATE TEMPORARY TABLE {persons_table} AS\nSELECT {', '.join(keys)}, {firsts}, {single} AS single, "
+            f"CASE WHEN {single} THEN NULL ELSE person END AS person, {measures}\n"
+            f"FROM ({spec.base_sql}) b GROUP BY {', '.join([*keys, 'person'])}")
 
 
 def _several_sql(spec: CellSpec, persons_table: str, several: str) -> str:
-    """The base rows of the persons who are in several cells of a period (read again, few)."""
+    """The base rows of the persons who are in several cells of a period (read again, few), mapped."""
     keys = [spec.period, "map_year", *spec.dims, "person"]
-    on = " AND ".join(f"m.{k} = p.{k}" for k in keys)
-    return (f"CREATE TEMPORARY TABLE {several} AS\nSELECT m.* FROM ({_mapped_sql(spec)}) m\n"
-            f"JOIN (SELECT {', '.join(keys)} FROM {persons_table} WHERE NOT single) p ON {on}")
+    on = " AND ".join(f"b.{k} = p.{k}" for k in keys)
+    rows = (f"(SELECT b.* FROM ({spec.base_sql}) b JOIN (SELECT {', '.join(keys)} FROM {persons_table} "
+            f"WHERE NOT single) p ON {on}) m")
+    return f"CREATE TEMPORARY TABLE {several} AS\n{_mapped_sql(rows, 'm')}"
 
 
 def _total_combinations(spec: CellSpec) -> list[tuple[str, ...]]:
@@ -176,6 +182,7 @@ def _cells_sql(spec: CellSpec, persons_table: str, several: str, tables: dict[st
 
     A cell can have a row in both; they are added when written."""
     fine, counties = tables["fine"], tables["fine_counties"]
+    code_keys = [spec.period, "map_year", *spec.dims, "code", *spec.totals]
     fine_keys = [spec.period, "map_year", *spec.dims, "unit", "county", *spec.totals]
     county_keys = [spec.period, "map_year", *spec.dims, "county", *spec.totals]
     per_person = ", ".join(f"{m.per_person} AS {m.name}" for m in spec.measures)
@@ -186,8 +193,10 @@ def _cells_sql(spec: CellSpec, persons_table: str, several: str, tables: dict[st
     def several_cells(geo_key, keys):
         return f"(SELECT {keys}, {per_person} FROM {several}{_in_county(geo_key)} GROUP BY {keys}, person) x"
     return [
-        f"CREATE TEMPORARY TABLE {fine} AS SELECT {', '.join(fine_keys)}, {_sums(spec)} FROM {persons_table} "
-        f"WHERE single GROUP BY {', '.join(fine_keys)}",
+        f"CREATE TEMPORARY TABLE {fine} AS SELECT {', '.join(fine_keys)}, {_sums(spec)} FROM ("
+        + _mapped_sql(f"(SELECT {', '.join(code_keys)}, {_sums(spec)} FROM {persons_table} WHERE single "
+                      f"GROUP BY {', '.join(code_keys)}) c", "c")
+        + f") f GROUP BY {', '.join(fine_keys)}",
         f"CREATE TEMPORARY TABLE {counties} AS SELECT {', '.join(county_keys)}, {_sums(spec)} FROM {fine} "
         f"GROUP BY {', '.join(county_keys)}",
         f"CREATE TEMPORARY TABLE {tables['one_cell']} AS\n" + "\nUNION ALL\n".join(_level_selects(spec, one_cell)),
