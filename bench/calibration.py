@@ -77,6 +77,10 @@ def main() -> None:
           f"{per_inhabitant / TARGET_CONSULTATIONS - 1:+.1%})")
     print(f"share with at least one consultation: {share:.3f} (target {TARGET_SHARE}, "
           f"{share / TARGET_SHARE - 1:+.1%})")
+    per_patient = float(row["consultations"]) / float(row["patients_consultation"])
+    target = TARGET_CONSULTATIONS / TARGET_SHARE
+    print(f"consultations per GP patient (the national_gp_figures_plausible check): {per_patient:.3f} "
+          f"(calibration {target:.3f}, {per_patient / target - 1:+.1%})")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from kpr_pipeline.defs.kuhr.sensors import ONLY_NEW
 from kpr_pipeline.defs.reference.assets import geography_current
 from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.settings import Settings
+from kpr_pipeline.statistics import kuhr_contacts
 
 RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 MONTHLY_KEY = dg.AssetKey("kuhr_contacts_monthly")
@@ -88,7 +89,7 @@ def _expected_claims(w) -> pd.DataFrame:
 def test_kuhr_statistics_count_every_regning_once_on_current_borders(kuhr_statistics, dagster_instance):
     defs, checks, w = kuhr_statistics
     for name in ("totals_consistent", "regninger_match_claims", "contract_kuhr_contacts_annual",
-                 "delivery_completeness_adds_up"):
+                 "delivery_completeness_adds_up", "national_gp_figures_plausible"):
         assert checks[name].passed, name
     _delivery_triangle(w)
     claims = _expected_claims(w)
@@ -227,3 +228,12 @@ def test_care_statistics_and_the_publication(reference_warehouse_url, reconcilia
     small = gp_published[gp_published["users_suppressed"]]
     assert small["users"].isna().all() and small["gp_contacts_per_user"].isna().all()
     assert file_leaks(output) == {}
+
+
+def test_national_gp_figures_are_judged_per_patient_on_complete_years():
+    national = pd.DataFrame({"year": [2021, 2022, 2023, 2024], "consultations": [4100, 3000, 830, 900],
+                             "patients_consultation": [1000, 1000, 200, 100], "months": [12, 12, 12, 3]})
+    bad, not_judged = kuhr_contacts.implausible_gp_years(national)
+    assert bad == {2022: 3.0} and not_judged == [2024]  # 4.1 and 4.15 are close to 3.0 / 0.72; 2024 is partial
+    no_patients = kuhr_contacts.implausible_gp_years(national.assign(patients_consultation=0))[0]
+    assert no_patients == {2021: None, 2022: None, 2023: None}  # consultations without patients: implausible

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import sqlalchemy as sa
 
 from kpr_pipeline.statistics.cells import SEXES, TOTAL, AGE_GROUPS, CellSpec, Measure, age_group_sql, compute_cells, \
@@ -98,3 +99,37 @@ def compute_annual(warehouse: Warehouse, years: list[int], policy: str, run_date
             WHERE year BETWEEN :ya AND :yb"""), params)
         return cells
 
+
+
+#: The generator's calibration and Norway's published figures (spec/statistics.md): about 3.0 GP
+#: consultations per inhabitant and 72 % with at least one, so about 4.2 consultations per GP patient.
+#: Per patient, the figure does not depend on how much of the population the data covers, so it holds for
+#: synthetic data at any ``--scale`` as for the national registry.
+GP_CONSULTATIONS_PER_PATIENT = 3.0 / 0.72
+GP_PLAUSIBLE_DEVIATION = 0.2
+
+#: national GP consultations and patients with one per year, and the treatment months with regninger
+NATIONAL_GP_SQL = """
+SELECT a.year, a.consultations, a.patients_consultation, a.consultations_per_inhabitant,
+       a.share_with_consultation, m.months
+FROM kuhr_contacts_annual a
+LEFT JOIN (SELECT CAST(EXTRACT(YEAR FROM treatment_month) AS INTEGER) AS year, COUNT(*) AS months
+           FROM kuhr_contacts_monthly
+           WHERE kommunenummer = '0000' AND tjeneste = 'FASTLEGE' AND kontakttype = 'konsultasjon'
+             AND kjonn = 'T' AND age_group = 'T' AND regninger > 0
+           GROUP BY CAST(EXTRACT(YEAR FROM treatment_month) AS INTEGER)) m ON m.year = a.year
+WHERE a.kommunenummer = '0000' AND a.tjeneste = 'FASTLEGE' AND a.kjonn = 'T' AND a.age_group = 'T'
+  AND a.year BETWEEN :ya AND :yb
+"""
+
+
+def implausible_gp_years(national: pd.DataFrame) -> tuple[dict[int, float], list[int]]:
+    """Years whose national GP consultations per patient are more than GP_PLAUSIBLE_DEVIATION from the
+    calibration, among the complete years (consultations in all 12 months); and the years not judged."""
+    complete = national[national["months"].fillna(0) >= 12]
+    per_patient = (complete["consultations"] / complete["patients_consultation"].where(
+        complete["patients_consultation"] > 0)).astype(float)
+    off = (per_patient / GP_CONSULTATIONS_PER_PATIENT - 1).abs() > GP_PLAUSIBLE_DEVIATION
+    bad = {int(y): None if pd.isna(v) else round(float(v), 3)
+           for y, v, o in zip(complete["year"], per_patient, off) if o or pd.isna(v)}
+    return bad, sorted(int(y) for y in national["year"] if y not in set(complete["year"]))

@@ -3,12 +3,13 @@
 
 
 import dagster as dg
+import pandas as pd
 
 from kpr_pipeline.defs.contract_checks import contract_check
 from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.defs.run_partitions import run_partition_range
 from kpr_pipeline.settings import get_settings
-from kpr_pipeline.statistics import attack, publication
+from kpr_pipeline.statistics import attack, kuhr_contacts, publication
 from kpr_pipeline.statistics.consistency import mismatches_sql
 
 
@@ -116,7 +117,30 @@ def no_suppressed_cell_recoverable() -> dg.AssetCheckResult:
         "recovered_by_table": dg.MetadataValue.json({t: n for t, n in recovered.items()})})
 
 
-statistics_checks = [
+@dg.asset_check(asset="kuhr_contacts_annual", name="national_gp_figures_plausible", blocking=False,
+                description="National GP consultations per GP patient within 20 % of the calibration (3.0 per "
+                "inhabitant and 72 % with one: about 4.2), for the years with consultations in all 12 months. "
+                "Per patient, the figure holds for synthetic data at any scale as for the national registry.")
+def national_gp_figures_plausible(context: dg.AssetCheckExecutionContext,
+                                  warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    _, params = _window(context, "year", True)
+    years = {"ya": params.get("wa", 0), "yb": params.get("wb", 9999)}
+    national = warehouse.get().query(kuhr_contacts.NATIONAL_GP_SQL, **years)
+    bad, not_judged = kuhr_contacts.implausible_gp_years(national)
+    figures = {int(r.year): {"consultations_per_patient": round(float(r.consultations) / r.patients_consultation, 3)
+                             if r.patients_consultation else None,
+                             "consultations_per_inhabitant": r.consultations_per_inhabitant,
+                             "share_with_consultation": r.share_with_consultation}
+               for r in national.itertuples(index=False)}
+    return dg.AssetCheckResult(passed=not bad, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "implausible_years": dg.MetadataValue.json({str(y): v for y, v in bad.items()}),
+        "years_not_complete": not_judged, "national_gp_figures": dg.MetadataValue.json(
+            {str(y): {k: (None if v is None or pd.isna(v) else float(v)) for k, v in f.items()}
+             for y, f in figures.items()}),
+        "expected_consultations_per_patient": round(kuhr_contacts.GP_CONSULTATIONS_PER_PATIENT, 3)})
+
+
+statistics_checks = [national_gp_figures_plausible, 
     delivery_completeness_adds_up, regninger_match_claims, no_suppressed_cell_recoverable,
     *[_totals_check(asset) for asset in TOTALS],
     # the contracts read the cells with data: a zero-filled cell holds no rate to check
