@@ -46,6 +46,7 @@ EXPECTED_CHECKS = {
     ("care_users_annual", "totals_consistent"), ("care_users_annual", "contract_care_users_annual"),
     ("care_users_annual_iplos", "totals_consistent"), ("care_gp_contacts", "contract_care_gp_contacts"),
     ("statistics_publication", "no_suppressed_cell_recoverable"),
+    ("kuhr_contacts_annual", "national_gp_figures_plausible"),
 }
 
 
