@@ -76,6 +76,7 @@ def _users_spec(source: str) -> CellSpec:
                   Measure("days", "COALESCE(SUM(stay_days), 0)")),
         combos_sql=_SERVICE_COMBOS,
         extra={"source": f"'{source}'", "preliminary": ":preliminary"},
+        total_types={"tjenestekode": "INTEGER"},
     )
 
 
