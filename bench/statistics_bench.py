@@ -175,11 +175,22 @@ def main() -> None:
         columns = [r[0] for r in con.execute("DESCRIBE kuhr_claims").fetchall()]
         con.close()
         engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+        t = time.perf_counter()
         with engine.begin() as conn, csv.open("rb") as handle:
+            # the secondary indexes are dropped for the bulk copy and built again after it (the statistics
+            # scan the table; with its indexes the copy of 40M rows took 25 minutes)
+            indexes = conn.execute(sa.text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'kuhr_claims' "
+                "AND indexname NOT IN (SELECT conname FROM pg_constraint)")).all()
+            for name_, _ in indexes:
+                conn.execute(sa.text(f'DROP INDEX "{name_}"'))
             cursor = conn.connection.driver_connection.cursor()
             cursor.copy_expert(f"COPY kuhr_claims ({', '.join(columns)}) FROM STDIN WITH CSV HEADER", handle)
+            for _, definition in indexes:
+                conn.execute(sa.text(definition))
             conn.execute(sa.text("ANALYZE kuhr_claims"))
         engine.dispose()
+        print(f"(d) {pg_rows:,} claims copied into PostgreSQL in {time.perf_counter() - t:.0f} s (not timed)")
         _statistics(pg_url, pg_rows, "(d) PostgreSQL")
     finally:
         with admin.connect() as conn:

@@ -13,6 +13,8 @@ from kpr_pipeline.defs.care.schedules import care_schedules
 from kpr_pipeline.defs.catch_up import catch_up_schedules
 from kpr_pipeline.defs.iplos import definitions as iplos
 from kpr_pipeline.defs.kuhr import definitions as kuhr
+from kpr_pipeline.defs.kuhr.schedules import kuhr_schedules
+from kpr_pipeline.defs.quality import definitions as quality
 from kpr_pipeline.defs.reference import definitions as reference
 from kpr_pipeline.defs.statistics import definitions as statistics
 from kpr_pipeline.defs.statistics.schedules import statistics_schedules
@@ -23,8 +25,9 @@ from kpr_pipeline.settings import Settings, get_settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
     return dg.Definitions.merge(
-        reference.defs, kuhr.defs, care.defs, iplos.defs, statistics.defs,
+        reference.defs, kuhr.defs, care.defs, iplos.defs, statistics.defs, quality.defs,
         dg.Definitions(schedules=[*care_schedules(settings.production), *catch_up_schedules(settings.production),
+                                  *kuhr_schedules(settings.production),
                                   *statistics_schedules(settings.production)],
                        resources=resources_for(settings)))
 

@@ -160,6 +160,19 @@ def _refresh_all_statistics(defs, instance, summary: RunSummary, echo, warehouse
         _execute(defs, "iplos_statistics_job", instance, summary, echo, None, iplos_years[0], iplos_years[-1])
 
 
+def raise_alerts(instance: dg.DagsterInstance, warehouse, settings: Settings, since, echo) -> int:
+    """Alerts for the checks that failed and the runs that failed since ``since`` (the sensors' path, for the
+    in-process run where no sensor is running); an alert already recorded is not recorded again."""
+    from kpr_pipeline.defs.quality.history import check_alerts, run_failure_alert
+    from kpr_pipeline.quality import alerts
+
+    found, _ = check_alerts(instance, since)
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since)):
+        failure = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        found.append(run_failure_alert(run, failure[-1].message if failure else None))
+    return sum(alerts.record(warehouse, a, settings.alert_webhook_url, echo) for a in found)
+
+
 def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -> RunSummary:
     """Reference data, then every ready KUHR delivery not yet processed and the months they changed, then
     every municipal report not yet processed and its year's completeness, then the IPLOS extracts and
@@ -232,6 +245,14 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         summary.warehouse_counts["publication"] = str(publication_dir(settings.output_dir).resolve())
         summary.warehouse_counts["published cells suppressed (primary, complementary)"] = \
             f"{int(published['p'])}, {int(published['c'])}"
+
+    alerts_raised = raise_alerts(instance, warehouse, settings, started, echo)
+    _execute(defs, "quality_report_job", instance, summary, echo)
+    alerts_raised += raise_alerts(instance, warehouse, settings, started, echo)
+    summary.warehouse_counts["alerts recorded"] = alerts_raised
+    from kpr_pipeline.quality.report import quality_dir
+
+    summary.warehouse_counts["quality report"] = str((quality_dir(settings.output_dir) / "latest.html").resolve())
 
     counts = warehouse.query(
         "SELECT status, COUNT(*) AS files, COALESCE(SUM(rows_loaded), 0) AS loaded, "

@@ -36,6 +36,8 @@ class Settings:
     reconciliation_match_threshold: float = 0.95
     split_policy: str = "weight"
     suppression_threshold: int = 5
+    alert_webhook_url: str | None = None
+    kuhr_stale_days: int = 3
 
     @property
     def production(self) -> bool:
@@ -74,6 +76,12 @@ class Settings:
         threshold = _number(e, "KPR_SUPPRESSION_THRESHOLD", 5, 1000, "a whole number of persons from 1 to 1000")
         if threshold != int(threshold) or threshold < 1:
             raise SettingsError("KPR_SUPPRESSION_THRESHOLD must be a whole number of persons from 1 to 1000.")
+        stale_days = _number(e, "KPR_KUHR_STALE_DAYS", 3, 365, "a whole number of days from 1 to 365")
+        if stale_days != int(stale_days) or stale_days < 1:
+            raise SettingsError("KPR_KUHR_STALE_DAYS must be a whole number of days from 1 to 365.")
+        webhook = (e.get("KPR_ALERT_WEBHOOK_URL") or "").strip() or None
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise SettingsError("KPR_ALERT_WEBHOOK_URL must be an http:// or https:// URL.")
         split_policy = (e.get("KPR_SPLIT_POLICY") or "weight").strip()
         if split_policy not in SPLIT_POLICIES:
             raise SettingsError(f"KPR_SPLIT_POLICY must be one of {', '.join(SPLIT_POLICIES)}, not {split_policy!r}.")
@@ -88,6 +96,8 @@ class Settings:
             reconciliation_match_threshold=match_threshold,
             split_policy=split_policy,
             suppression_threshold=int(threshold),
+            alert_webhook_url=webhook,
+            kuhr_stale_days=int(stale_days),
         )
 
     def describe(self) -> dict[str, str]:
@@ -103,6 +113,9 @@ class Settings:
             "KPR_RECONCILIATION_MATCH_THRESHOLD": f"{self.reconciliation_match_threshold:g}",
             "KPR_SPLIT_POLICY": self.split_policy,
             "KPR_SUPPRESSION_THRESHOLD": str(self.suppression_threshold),
+            # a webhook URL often carries its token: only whether it is set
+            "KPR_ALERT_WEBHOOK_URL": "set" if self.alert_webhook_url else "not set",
+            "KPR_KUHR_STALE_DAYS": str(self.kuhr_stale_days),
         }
 
 

@@ -105,6 +105,18 @@ def _fresh_database(template: str | None = None):
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _output_dir(tmp_path: Path, monkeypatch):
+    """What a test's assets and checks write to KPR_OUTPUT_DIR (Data Docs results, reports, publication) stays
+    in the test's own directory (the command-line tests unset it to use the default, data/output)."""
+    from kpr_pipeline.settings import get_settings
+
+    monkeypatch.setenv("KPR_OUTPUT_DIR", str(tmp_path / "output"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def postgres_database():
     """A fresh PostgreSQL database for one test, dropped afterwards; yields its URL."""

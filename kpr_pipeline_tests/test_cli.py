@@ -12,6 +12,7 @@ from kpr_pipeline.cli import main
 def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("KPR_OUTPUT_DIR", raising=False)
     assert main(["generate", "--out", "data/landing", "--scale", "0.0003", "--start", "2017-01", "--end", "2017-02",
                  "--quiet"]) == 0
     assert (tmp_path / "data/landing/kuhr").is_dir()
@@ -34,6 +35,7 @@ def test_generate_then_run_on_the_embedded_defaults(tmp_path, monkeypatch, capsy
 def test_run_takes_in_municipal_reports_and_a_steward_accepts_a_gap(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("KPR_OUTPUT_DIR", raising=False)
     assert main(["generate", "--out", "data/landing", "--scale", "0.0003", "--start", "2017-12", "--end", "2017-12",
                  "--defects", "0.02", "--quiet"]) == 0
     reports = len(list((tmp_path / "data/landing/helse_omsorg/2017").glob("*.xml")))

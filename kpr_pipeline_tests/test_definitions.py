@@ -8,7 +8,8 @@ EXPECTED_ASSETS = {"ref_municipalities", "ref_municipality_changes", "ref_kuhr_t
                    "ref_population", "population_denominators", "kuhr_deliveries", "kuhr_treatment_months",
                    "care_reports", "care_completeness", "iplos_extracts", "reconciliation_2017",
                    "kuhr_delivery_completeness", "geography_current", "kuhr_contacts_monthly", "kuhr_contacts_annual",
-                   "care_users_annual", "care_users_annual_iplos", "care_gp_contacts", "statistics_publication"}
+                   "care_users_annual", "care_users_annual_iplos", "care_gp_contacts", "statistics_publication",
+                   "quality_report"}
 EXPECTED_CHECKS = {
     ("ref_municipalities", "contract_ref_municipalities"),
     ("ref_municipality_changes", "contract_ref_municipality_changes"),
@@ -28,6 +29,7 @@ EXPECTED_CHECKS = {
     ("kuhr_deliveries", "kuhr_late_share"),
     ("kuhr_deliveries", "kuhr_gp_without_diagnosis"),
     ("kuhr_deliveries", "kuhr_volume_vs_recent"),
+    ("kuhr_deliveries", "kuhr_feed_fresh"),
     ("care_reports", "contract_care_services"),
     ("care_reports", "contract_care_submissions"),
     ("care_reports", "care_accounting"),
@@ -62,13 +64,16 @@ def test_snapshot_of_asset_and_check_keys():
     assert checks == EXPECTED_CHECKS
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
         "reference_job", "kuhr_delivery_job", "kuhr_month_job", "care_year_job", "iplos_job", "reconciliation_job",
-        "kuhr_statistics_month_job", "kuhr_year_job", "care_statistics_job", "iplos_statistics_job", "publication_job"}
+        "kuhr_statistics_month_job", "kuhr_year_job", "care_statistics_job", "iplos_statistics_job", "publication_job",
+        "quality_report_job", "kuhr_freshness_job"}
     assert {s.name for s in repo.sensor_defs} == {"kuhr_delivery_sensor", "kuhr_month_sensor", "care_report_sensor",
-                                                  "iplos_extract_sensor",
+                                                  "iplos_extract_sensor", "run_failure_alerts",
+                                                  "check_failure_alerts", "quality_report_after_runs",
                                                   "default_automation_condition_sensor"}  # reconciliation_2017 (eager)
     assert {s.name for s in repo.schedule_defs} == {"care_deadline_schedule", "kuhr_catch_up_sweep",
                                                     "kuhr_months_catch_up_sweep", "care_catch_up_sweep",
-                                                    "iplos_catch_up_sweep", "monthly_publication_schedule"}
+                                                    "iplos_catch_up_sweep", "monthly_publication_schedule",
+                                                    "kuhr_freshness_schedule"}
     partitions = {k.to_user_string(): repo.asset_graph.get(k).partitions_def for k in repo.asset_graph.get_all_asset_keys()}
     assert partitions["kuhr_deliveries"].get_first_partition_key() == "2016-07-01"
     assert partitions["kuhr_treatment_months"].get_first_partition_key() == "2016-07-01"

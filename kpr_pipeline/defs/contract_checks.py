@@ -7,6 +7,7 @@ import dagster as dg
 
 from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.quality.contracts import load_contract
+from kpr_pipeline.settings import get_settings
 
 
 def contract_check(asset: dg.AssetsDefinition | str, contract_name: str,
@@ -27,11 +28,13 @@ def contract_check(asset: dg.AssetsDefinition | str, contract_name: str,
         blocking=blocking,
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        from kpr_pipeline.quality import data_docs
         from kpr_pipeline.quality.gx import validate_frame
 
         sql, params = rows_sql(context) if rows_sql else (f'SELECT * FROM "{contract.table}"', {})
         frame = warehouse.get().query(sql, **params)
         outcome = validate_frame(frame, contract)
+        data_docs.save_result(get_settings().output_dir, contract.name, outcome.result_json)
         return dg.AssetCheckResult(
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,

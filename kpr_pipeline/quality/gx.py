@@ -30,6 +30,8 @@ class ValidationOutcome:
     contract: str
     rows: int
     outcomes: tuple[ExpectationOutcome, ...]
+    #: Great Expectations' own result document, for Data Docs (``data_docs.save_result``); no values in it
+    result_json: dict | None = None
 
     @property
     def success(self) -> bool:
@@ -102,7 +104,8 @@ def validate_frame(frame: pd.DataFrame, contract: Contract) -> ValidationOutcome
         )
         for r in result.results
     )
-    return ValidationOutcome(contract=contract.name, rows=len(frame), outcomes=outcomes)
+    return ValidationOutcome(contract=contract.name, rows=len(frame), outcomes=outcomes,
+                             result_json=result.to_json_dict())
 
 
 def _typed(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:

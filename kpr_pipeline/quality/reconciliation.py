@@ -116,6 +116,18 @@ def compute(warehouse: Warehouse) -> Reconciliation:
     return Reconciliation(cells, national.iloc[0] if len(national) else pd.Series(dtype=object))
 
 
+def municipality_match_rates(warehouse: Warehouse) -> pd.DataFrame:
+    """Per reporting municipality: persons in both registers over persons in either, summed over its service
+    codes (``kommunenummer``, ``persons_both``, ``persons_either``, ``match_rate``; empty when not computed)."""
+    rates = warehouse.query(
+        "SELECT kommunenummer, SUM(persons_both) AS persons_both, "
+        "SUM(persons_kpr + persons_iplos - persons_both) AS persons_either FROM reconciliation_2017 "
+        f"WHERE kommunenummer <> '{NATIONAL}' GROUP BY kommunenummer ORDER BY kommunenummer")
+    rates["match_rate"] = (rates["persons_both"] / rates["persons_either"].where(rates["persons_either"] > 0)
+                           ).astype(float)
+    return rates
+
+
 def clear(warehouse: Warehouse) -> None:
     with warehouse.begin() as conn:
         conn.execute(sa.text("DELETE FROM reconciliation_2017"))

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from kpr_pipeline.domain import reference
+from kpr_pipeline.domain.care.report import deadline
 from kpr_pipeline.synth import model
 from kpr_pipeline.synth.care_model import (Decision, care_users, decisions, function_scores, hash_uniform,
                                            visiting_users)
@@ -104,6 +105,9 @@ class CareGenerator:
         if not times:
             self.truth.add(dataset="helse_omsorg", level="municipality", reporting_year=year, kommunenummer=code,
                            defect="missing_reporter", expected="missing", reason="missing")
+        elif times[0] > deadline(year):
+            self.truth.add(dataset="helse_omsorg", level="municipality", reporting_year=year, kommunenummer=code,
+                           defect="late_reporter", expected="late", reason="late")
         for k, when in enumerate(times):
             final = k == len(times) - 1
             # An earlier submission lacks a few persons that the correction adds.

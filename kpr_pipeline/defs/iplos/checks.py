@@ -4,7 +4,7 @@
 import dagster as dg
 
 from kpr_pipeline.defs.resources import WarehouseResource
-from kpr_pipeline.quality.reconciliation import NATIONAL
+from kpr_pipeline.quality.reconciliation import NATIONAL, municipality_match_rates
 from kpr_pipeline.settings import get_settings
 
 #: Below this national match rate the linkage itself is wrong, not the data: a wrong key matches nobody.
@@ -57,11 +57,8 @@ def reconciliation_national_match_rate(warehouse: WarehouseResource) -> dg.Asset
                 description="Municipalities whose match rate is below KPR_RECONCILIATION_MATCH_THRESHOLD (listed).")
 def reconciliation_municipalities_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     threshold = get_settings().reconciliation_match_threshold
-    cells = warehouse.get().query(
-        f"SELECT kommunenummer, SUM(persons_both) AS both_, SUM(persons_kpr + persons_iplos - persons_both) AS either_ "
-        f"FROM reconciliation_2017 WHERE kommunenummer <> '{NATIONAL}' GROUP BY kommunenummer")
-    rate = cells["both_"] / cells["either_"].where(cells["either_"] > 0)
-    below = cells.loc[rate < threshold, "kommunenummer"].sort_values().tolist()
+    cells = municipality_match_rates(warehouse.get())
+    below = cells.loc[cells["match_rate"] < threshold, "kommunenummer"].tolist()
     return dg.AssetCheckResult(passed=not below, severity=dg.AssetCheckSeverity.WARN, metadata={
         "threshold": threshold, "municipalities": len(cells), "below_threshold": below})
 

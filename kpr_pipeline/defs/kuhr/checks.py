@@ -4,6 +4,9 @@ Metadata carries counts and delivery ids, never a value of a person column.
 """
 
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 import pandas as pd
 
@@ -11,7 +14,10 @@ from kpr_pipeline.defs.contract_checks import contract_check
 from kpr_pipeline.defs.run_partitions import run_partition_range
 from kpr_pipeline.defs.resources import WarehouseResource
 from kpr_pipeline.domain import identifiers
+from kpr_pipeline.quality.freshness import kuhr_freshness
+from kpr_pipeline.settings import get_settings
 
+OSLO = ZoneInfo("Europe/Oslo")
 REJECT_RATE_WARN = 0.02
 LATE_SHARE_WARN = 0.05
 GP_NO_DIAGNOSIS_WARN = 0.01
@@ -139,5 +145,22 @@ def kuhr_volume_vs_recent(context: dg.AssetCheckExecutionContext, warehouse: War
                                          for r in frame.itertuples()})})
 
 
+@dg.asset_check(asset="kuhr_deliveries", blocking=False,
+                description="The KUHR feed is fresh: a delivery dated within the last KPR_KUHR_STALE_DAYS days "
+                "(Norwegian date). Runs with every delivery run and on its own schedule (kuhr_freshness_schedule).")
+def kuhr_feed_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    settings = get_settings()
+    fresh = kuhr_freshness(warehouse.get(), dt.datetime.now(OSLO).date(), settings.kuhr_stale_days)
+    return dg.AssetCheckResult(
+        passed=not fresh.stale, severity=dg.AssetCheckSeverity.WARN,
+        description=("no KUHR delivery yet" if fresh.newest_delivery is None else
+                     f"newest KUHR delivery {fresh.newest_delivery}, {fresh.days_since} days ago "
+                     f"(stale after {fresh.stale_days})"),
+        metadata={"newest_delivery": str(fresh.newest_delivery), "days_since": fresh.days_since,
+                  "stale_days": fresh.stale_days})
+
+
+kuhr_freshness_job = dg.define_asset_job("kuhr_freshness_job", selection=dg.AssetSelection.checks(kuhr_feed_fresh),
+                                         description="Only the KUHR freshness check (no data is read or written).")
 kuhr_checks = [claims_contract, deliveries_contract, kuhr_accounting, kuhr_no_raw_identifier, kuhr_reject_rate,
-               kuhr_late_share, kuhr_gp_without_diagnosis, kuhr_volume_vs_recent]
+               kuhr_late_share, kuhr_gp_without_diagnosis, kuhr_volume_vs_recent, kuhr_feed_fresh]
