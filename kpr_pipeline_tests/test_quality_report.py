@@ -45,11 +45,11 @@ def _reason_counts(warehouse, table: str) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def quality_landing(tmp_path_factory) -> Path:
-    """Two months of KUHR deliveries, the 2017 municipal reports and the IPLOS extracts, with planted faults."""
+    """A month of KUHR deliveries, the 2017 municipal reports and the IPLOS extracts, with planted faults."""
     from kpr_pipeline.synth.generator import GenerateOptions, generate
 
     out = tmp_path_factory.mktemp("quality_landing")
-    generate(GenerateOptions(out=out, seed=17, scale=0.0005, start="2017-12", end="2018-01", defects=0.03,
+    generate(GenerateOptions(out=out, seed=17, scale=0.0005, start="2017-12", end="2017-12", defects=0.03,
                              progress=False))
     # IPLOS: the years with a planted file fault and the last two (the reconciliation's); the other years
     # would only add statistics cells to publish (minutes on two cores), not new kinds of fault

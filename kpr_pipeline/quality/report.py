@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html import escape
 from pathlib import Path
 
@@ -67,10 +68,22 @@ def _reason_counts(frame: pd.DataFrame, column: str = "reasons") -> pd.DataFrame
     return pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["reason", "rows"])
 
 
+def _plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """PostgreSQL sums bigints into numeric (``Decimal``): whole numbers become integers, others floats."""
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, Decimal)).any():
+            values = pd.to_numeric(frame[column].map(lambda v: float(v) if isinstance(v, Decimal) else v),
+                                   errors="coerce")
+            frame[column] = values.astype("Int64") if (values.dropna() % 1 == 0).all() else values
+    return frame
+
+
 def gather(warehouse: Warehouse, checks: list[CheckResult], today: dt.date, stale_days: int,
            match_threshold: float, alerts_shown: int = 20) -> ReportData:
     """Everything the report shows, read from the warehouse with aggregations in SQL."""
-    q = warehouse.query
+    def q(sql: str, **params) -> pd.DataFrame:
+        return _plain_numbers(warehouse.query(sql, **params))
+
     data = ReportData(generated_at=dt.datetime.now(dt.timezone.utc), checks=checks)
     f = data.frames
     f["deliveries_by_day"] = q("SELECT delivery_date, status, COUNT(*) AS files, SUM(rows_loaded) AS rows_loaded "
