@@ -86,11 +86,11 @@ def _reference(url: str, home: Path) -> None:
     import dagster as dg
 
     from kpr_pipeline.definitions import build_definitions
-    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    from kpr_pipeline.deployment import LOCAL_INSTANCE_YAML
     from kpr_pipeline.settings import Settings
 
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_bytes((DEPLOY_DIR / "dagster.yaml").read_bytes())
+    (home / "dagster.yaml").write_bytes(LOCAL_INSTANCE_YAML.read_bytes())
     defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": url}))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert defs.resolve_job_def("reference_job").execute_in_process(instance=instance).success

@@ -1,4 +1,4 @@
-"""The command line: ``kpr-pipeline generate | run | demo | migrate | accept-gap``."""
+"""The command line: ``kpr-pipeline generate | run | demo | migrate | accept-gap | serve | health``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--kommune", required=True, help="kommunenummer (4 digits)")
     a.add_argument("--by", required=True, help="the steward's name")
     a.add_argument("--reason", required=True, help="why the gap is accepted")
+    s = sub.add_parser("serve", help="start one production process (deploy/dagster.yaml, deploy/workspace.yaml)")
+    s.add_argument("process", choices=["code-server", "daemon", "webserver"])
+    h = sub.add_parser("health", help="is each production process alive? exit status 0 when all are")
+    h.add_argument("--only", action="append", choices=["code-server", "daemon", "webserver"],
+                   help="ask only this process (repeatable; default: all three)")
     return p
 
 
@@ -62,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             warehouse.ensure_schema()
             print(f"warehouse schema at revision {current_revision(warehouse.engine)}")
             return EXIT_OK
+        if args.command == "serve":
+            from kpr_pipeline.deployment import serve
+
+            serve(args.process)  # becomes the Dagster process
+        if args.command == "health":
+            return _health(tuple(args.only or ()))
         if args.command == "accept-gap":
             return _accept_gap(Settings.from_env(), args.year, args.kommune, args.by, args.reason)
     except (SettingsError, ValueError) as exc:
@@ -104,6 +115,15 @@ def _accept_gap(settings: Settings, year: int, kommune: str, by: str, reason: st
     state = "final" if result.final else f"preliminary ({len(result.missing)} municipalities still missing)"
     print(f"gap accepted: {kommune} for {year} by {by}; {year} is now {state}")
     return EXIT_OK
+
+
+def _health(processes: tuple[str, ...]) -> int:
+    from kpr_pipeline.deployment import PROCESSES, health
+
+    results = health(processes or PROCESSES)
+    for result in results:
+        print(f"{result.process}: {'ok' if result.ok else 'FAILING'} ({result.detail})")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def _run(settings: Settings) -> int:

@@ -14,12 +14,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from kpr_pipeline.defs.run_partitions import range_tags
+from kpr_pipeline.deployment import LOCAL_INSTANCE_YAML
 from kpr_pipeline.settings import Settings
 
-DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_DAGSTER_HOME = Path("data/dagster_home")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -51,7 +51,7 @@ def ensure_dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        shutil.copy(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -60,7 +60,7 @@ def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=No
     """One job, in-process; a partition range runs as one run (the assets' single-run backfill policy)."""
     label = f"{name} [{first}..{last}]" if first else name
     echo(f"running {label} ...")
-    tags = {RANGE_START: first, RANGE_END: last} if first else None
+    tags = range_tags(first, last) if first else None
     config = {**QUIET, **(run_config or {})}
     result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False,
                                                            run_config=config, tags=tags)

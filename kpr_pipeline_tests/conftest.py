@@ -124,6 +124,13 @@ def postgres_database():
         yield url
 
 
+@pytest.fixture
+def instance_postgres_database():
+    """Another fresh PostgreSQL database, for a Dagster instance's storage (deploy/dagster.yaml)."""
+    with _fresh_database() as url:
+        yield url
+
+
 def _load_reference(url: str, home: Path) -> None:
     """The real reference_job into the warehouse at ``url`` (then every connection to it is closed)."""
     import shutil
@@ -131,11 +138,11 @@ def _load_reference(url: str, home: Path) -> None:
     import dagster as dg
 
     from kpr_pipeline.definitions import build_definitions
-    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    from kpr_pipeline.deployment import LOCAL_INSTANCE_YAML
     from kpr_pipeline.settings import Settings
 
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": url}))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert defs.resolve_job_def("reference_job").execute_in_process(instance=instance).success
@@ -212,11 +219,11 @@ def dagster_instance(tmp_path: Path):
 
     import dagster as dg
 
-    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    from kpr_pipeline.deployment import LOCAL_INSTANCE_YAML
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(DEPLOY_DIR / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         yield instance
 

@@ -23,6 +23,12 @@ def _tick(defs, instance, name, cursor=None):
         return sensor.evaluate_tick(context)
 
 
+def _spans(requests) -> list[tuple[str, str]]:
+    """(first, last) partition of each run request: a single partition or a range."""
+    return [(r.tags.get("dagster/asset_partition_range_start", r.partition_key),
+             r.tags.get("dagster/asset_partition_range_end", r.partition_key)) for r in requests]
+
+
 def _rows(kuhr_landing, n):
     path = sorted((kuhr_landing / "kuhr").glob("*.csv.gz"))[3]
     rows = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
@@ -63,6 +69,36 @@ def test_delivery_sensor_readiness_no_double_processing_and_redelivery(warehouse
     assert len(redelivered.run_requests) == 1 and redelivered.run_requests[0].run_key != request.run_key
 
 
+def test_a_backlog_of_deliveries_is_one_run_per_contiguous_range_of_dates(warehouse_url, kuhr_landing, tmp_path,
+                                                                          dagster_instance):
+    landing = tmp_path / "zone"
+    defs = _defs(warehouse_url, landing)
+    rows = _rows(kuhr_landing, 4)
+    dates = [dt.date(2017, 3, 1), dt.date(2017, 3, 2), dt.date(2017, 3, 3), dt.date(2017, 3, 10)]
+    for i, day in enumerate(dates):
+        write_delivery(landing, f"kuhr_{day:%Y%m%d}_001", day, rows.iloc[[i]].assign(mottatt_dato=day.isoformat()))
+    write_delivery(landing, "kuhr_20170303_002", dt.date(2017, 3, 3), rows.iloc[[3]].assign(mottatt_dato="2017-03-03"))
+    tick = _tick(defs, dagster_instance, "kuhr_delivery_sensor")
+    assert _spans(tick.run_requests) == [("2017-03-01", "2017-03-03"), ("2017-03-10", "2017-03-10")]
+    job = defs.resolve_job_def("kuhr_delivery_job")
+    for request in tick.run_requests:
+        assert job.execute_in_process(instance=dagster_instance, partition_key=request.partition_key,
+                                      run_config=request.run_config, tags=request.tags).success
+    warehouse = defs.resources["warehouse"].get()
+    assert warehouse.scalar("SELECT COUNT(*) FROM kuhr_deliveries WHERE status = 'loaded'") == 5
+    assert not _tick(defs, dagster_instance, "kuhr_delivery_sensor", tick.cursor).run_requests
+
+
+def test_contiguous_ranges_are_capped_and_name_unknown_keys():
+    from kpr_pipeline.defs.kuhr.partitions import treatment_month_partitions
+    from kpr_pipeline.defs.run_partitions import contiguous_ranges
+
+    months = [f"{y}-{m:02d}-01" for y in (2018, 2019) for m in range(1, 13)] + ["2021-05-01", "2015-01-01"]
+    ranges, unknown = contiguous_ranges(months, treatment_month_partitions, 12)
+    assert ranges == [("2018-01-01", "2018-12-01"), ("2019-01-01", "2019-12-01"), ("2021-05-01", "2021-05-01")]
+    assert unknown == ["2015-01-01"]
+
+
 def test_credit_in_a_late_delivery_refreshes_the_old_month(warehouse_url, kuhr_landing, tmp_path, dagster_instance):
     landing = tmp_path / "zone"
     defs = _defs(warehouse_url, landing)
@@ -74,7 +110,7 @@ def test_credit_in_a_late_delivery_refreshes_the_old_month(warehouse_url, kuhr_l
     assert deliveries.execute_in_process(instance=dagster_instance, partition_key="2017-03-01",
                                          run_config=ONLY_NEW).success
     tick = _tick(defs, dagster_instance, "kuhr_month_sensor")
-    assert month in [r.partition_key for r in tick.run_requests]
+    assert any(first <= month <= last for first, last in _spans(tick.run_requests))
     assert months.execute_in_process(instance=dagster_instance, partition_key=month).success
     warehouse = defs.resources["warehouse"].get()
     summary = warehouse.query("SELECT * FROM kuhr_month_summary WHERE treatment_month = :m", m=month)

@@ -56,8 +56,8 @@ def test_a_broken_change_table_fails_the_blocking_checks(warehouse_url, dagster_
 
 
 def test_postgres_backed_dagster_instance(postgres_database, tmp_path, monkeypatch):
-    """deploy/dagster-postgres.yaml: run and event storage in PostgreSQL, exercised with a real run."""
-    from kpr_pipeline.pipeline_run import DEPLOY_DIR
+    """deploy/dagster.yaml: run and event storage in PostgreSQL, exercised with a real run."""
+    from kpr_pipeline.deployment import PRODUCTION_INSTANCE_YAML
 
     url = sa.engine.make_url(postgres_database)
     monkeypatch.setenv("DAGSTER_PG_HOST", url.host or "127.0.0.1")
@@ -67,7 +67,7 @@ def test_postgres_backed_dagster_instance(postgres_database, tmp_path, monkeypat
     monkeypatch.setenv("DAGSTER_PG_DB", url.database)
     home = tmp_path / "pg_home"
     home.mkdir()
-    shutil.copy(DEPLOY_DIR / "dagster-postgres.yaml", home / "dagster.yaml")
+    shutil.copy(PRODUCTION_INSTANCE_YAML, home / "dagster.yaml")
     defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": postgres_database}))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

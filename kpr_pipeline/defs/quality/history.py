@@ -5,19 +5,19 @@ import datetime as dt
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from kpr_pipeline.defs.run_partitions import PARTITION, RANGE_END, RANGE_START
 from kpr_pipeline.quality.alerts import Alert
 from kpr_pipeline.quality.report import CheckResult
 
 #: results read per check (the latest per partition and the trend come from these)
 HISTORY_PER_CHECK = 1000
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _run_partition(run: dg.DagsterRun | None) -> str | None:
     if run is None:
         return None
-    if "dagster/partition" in run.tags:
-        return run.tags["dagster/partition"]
+    if PARTITION in run.tags:
+        return run.tags[PARTITION]
     if RANGE_START in run.tags:
         return f"{run.tags[RANGE_START]}..{run.tags[RANGE_END]}"
     return None
