@@ -142,9 +142,10 @@ def start_sensor(d: Deployment, name: str) -> str:
     return answer["sensorState"]["status"]
 
 
-def launch_asset_backfill(d: Deployment, asset: str, partitions: list[str], title: str = "") -> str:
-    """What the UI's 'Materialize selected' dialog sends for one partitioned asset and a set of partitions."""
-    params = {"assetSelection": [{"path": [asset]}], "partitionNames": partitions, "title": title or None}
+def launch_asset_backfill(d: Deployment, assets: str | list[str], partitions: list[str], title: str = "") -> str:
+    """What the UI's 'Materialize selected' dialog sends for assets of one partitioning and a set of partitions."""
+    selection = [{"path": [a]} for a in ([assets] if isinstance(assets, str) else assets)]
+    params = {"assetSelection": selection, "partitionNames": partitions, "title": title or None}
     answer = d.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
     assert answer["__typename"] == "LaunchBackfillSuccess", answer
     return answer["backfillId"]

@@ -6,7 +6,8 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
-from kpr_pipeline.defs.kuhr.partitions import delivery_date_partitions, treatment_month_partitions
+from kpr_pipeline.defs.kuhr.partitions import (delivery_backfill_policy, delivery_date_partitions,
+                                               treatment_month_partitions)
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
 from kpr_pipeline.ingest.kuhr import DATASET, deliveries_on, process_delivery, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
@@ -30,7 +31,7 @@ def _dates(context) -> set[dt.date]:
 @dg.asset(
     group_name=GROUP,
     partitions_def=delivery_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=delivery_backfill_policy,
     pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="KPR-KUHR deliveries of the partition's dates: verified or quarantined, every row loaded, "

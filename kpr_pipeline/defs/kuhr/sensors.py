@@ -16,7 +16,8 @@ from pathlib import Path
 import dagster as dg
 
 from kpr_pipeline.defs.kuhr.assets import kuhr_deliveries, kuhr_treatment_months
-from kpr_pipeline.defs.kuhr.partitions import delivery_date_partitions, treatment_month_partitions
+from kpr_pipeline.defs.kuhr.partitions import (DATES_PER_RUN, MONTHS_PER_RUN, delivery_date_partitions,
+                                               treatment_month_partitions)
 from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource
 from kpr_pipeline.defs.run_partitions import contiguous_ranges, partition_range_request
 from kpr_pipeline.ingest.kuhr import DATASET, delivery_id_of, partition_date, ready_manifests, unprocessed
@@ -26,7 +27,6 @@ kuhr_delivery_job = dg.define_asset_job(
     "kuhr_delivery_job", selection=dg.AssetSelection.assets(kuhr_deliveries),
     description="Process the KUHR deliveries of the selected delivery dates, with their checks.")
 ONLY_NEW = {"ops": {"kuhr_deliveries": {"config": {"only_new": True}}}}
-DATES_PER_RUN, MONTHS_PER_RUN = 31, 12
 kuhr_month_job = dg.define_asset_job(
     "kuhr_month_job", selection=dg.AssetSelection.assets(kuhr_treatment_months, "kuhr_delivery_completeness"),
     description="Refresh the selected treatment months and their monthly statistics.")

@@ -9,7 +9,7 @@ import dagster as dg
 
 from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 from kpr_pipeline.defs.iplos.assets import iplos_year_partitions
-from kpr_pipeline.defs.kuhr.partitions import treatment_month_partitions
+from kpr_pipeline.defs.kuhr.partitions import monthly_statistics_backfill_policy, treatment_month_partitions
 from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from kpr_pipeline.defs.run_partitions import partition_months, partition_years
 from kpr_pipeline.defs.statistics.partitions import MONTHS_OF_YEAR, treatment_year_partitions
@@ -31,7 +31,7 @@ def _national(w, table: str, where: str, columns: str, **params) -> dict:
 
 
 @dg.asset(
-    group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=monthly_statistics_backfill_policy,
     deps=["kuhr_treatment_months"], pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
     description="The reporting-delay triangle: per treatment month, counted regninger by months of delay (0-6, "
     "6 = 6 or more) and the cumulative share of the month's current total.",
@@ -47,7 +47,7 @@ def kuhr_delivery_completeness(context: dg.AssetExecutionContext, warehouse: War
 
 
 @dg.asset(
-    group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=monthly_statistics_backfill_policy,
     deps=["kuhr_treatment_months", *GEOGRAPHY], pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
     description="Per treatment month x current municipality (with county and national rows) x tjeneste x "
     "kontakttype x kjonn x age group: contacts, distinct patients, regninger, egenandel and refusjon; zero-filled; "
