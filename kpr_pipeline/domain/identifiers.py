@@ -161,12 +161,13 @@ def with_check_digits(first_nine: str) -> str | None:
     return f"{first_nine}{k1}{k2}"
 
 
-_ELEVEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{11}(?![0-9])")
+#: a run of exactly 11 digits: the shape of an identifier, in free text (leak detection, masking)
+ELEVEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{11}(?![0-9])")
 
 
 def identifiers_in_texts(texts) -> tuple[int, int]:
     """(11-digit strings, of which valid identifiers or test identities) in free texts: a leak detector."""
-    candidates = [m for text in texts for m in _ELEVEN_DIGITS.findall(str(text))]
+    candidates = [m for text in texts for m in ELEVEN_DIGITS.findall(str(text))]
     if not candidates:
         return 0, 0
     return len(candidates), int(np.sum(check_identifiers(pd.Series(candidates)).status == OK))

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
+from kpr_pipeline.domain.identifiers import ELEVEN_DIGITS
 from kpr_pipeline.warehouse import Warehouse
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 MESSAGE_LIMIT = 2000
-_ELEVEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{11}(?![0-9])")
 
 
 def mask(text: str) -> str:
     """``text`` with every run of exactly 11 digits replaced (an identifier must never leave in an alert)."""
-    return _ELEVEN_DIGITS.sub("[11 digits removed]", text)[:MESSAGE_LIMIT]
+    return ELEVEN_DIGITS.sub("[11 digits removed]", text)[:MESSAGE_LIMIT]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from kpr_pipeline.quality import charts
+from kpr_pipeline.quality.freshness import kuhr_freshness
 from kpr_pipeline.quality.reconciliation import municipality_match_rates
 from kpr_pipeline.warehouse import Warehouse
 
@@ -107,10 +108,9 @@ def gather(warehouse: Warehouse, checks: list[CheckResult], today: dt.date, stal
     f["volume"] = q("SELECT treatment_month, tjeneste, SUM(regninger) AS regninger FROM kuhr_contacts_monthly "
                     "WHERE kommunenummer = '0000' AND kjonn = 'T' AND age_group = 'T' AND treatment_month >= :s "
                     "GROUP BY treatment_month, tjeneste ORDER BY treatment_month, tjeneste", s=since)
-    last = q("SELECT MAX(delivery_date) AS d FROM kuhr_deliveries")["d"].iloc[0]
-    last = pd.Timestamp(last).date() if pd.notna(last) else None
-    data.facts.update(last_delivery=last, stale_days=stale_days, today=today,
-                      days_since_delivery=None if last is None else (today - last).days)
+    freshness = kuhr_freshness(warehouse, today, stale_days)  # what the check kuhr_feed_fresh judges
+    data.facts.update(last_delivery=freshness.newest_delivery, stale_days=stale_days, today=today,
+                      days_since_delivery=freshness.days_since)
     f["care_grid"] = q("SELECT reporting_year, kommunenummer, status, submissions, quarantined, late, users, "
                        "users_previous_year, users_change, persons, services FROM care_completeness "
                        "WHERE expected OR submissions > 0 OR quarantined > 0 ORDER BY kommunenummer, reporting_year")
