@@ -47,7 +47,14 @@ def _needs_postgres(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without PostgreSQL (and outside CI) leave its tests out and say so once, at the end."""
+    """The heavy tests first, longest first (with ``--dist load`` the workers share them out from the start instead of one
+    worker starting the longest test last); without PostgreSQL (and outside CI) leave its tests out and say
+    so once, at the end."""
+    def weight(item) -> float:
+        heavy = item.get_closest_marker("heavy")
+        return heavy.kwargs.get("minutes", 1) if heavy else 0
+
+    items.sort(key=weight, reverse=True)  # stable: the rest keep their order
     problem = postgres_problem()
     if not problem or IN_CI:
         return

@@ -151,14 +151,38 @@ def launch_asset_backfill(d: Deployment, assets: str | list[str], partitions: li
     return answer["backfillId"]
 
 
-def launch_job_backfill(d: Deployment, job: str, partitions: list[str]) -> str:
-    """A job's partition backfill (the job page's 'Launch backfill'): one run per partition, by design."""
-    params = {"selector": {"partitionSetName": f"{job}_partition_set",
-                           "repositorySelector": {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}},
-              "partitionNames": partitions}
-    answer = d.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
-    assert answer["__typename"] == "LaunchBackfillSuccess", answer
-    return answer["backfillId"]
+LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
+  ... on Runs { results { runId status } } } }"""
+
+
+def launch_run_per_partition(d: Deployment, job: str, partitions: list[str], tag: str) -> list[str]:
+    """One run of ``job`` per partition (what a backfill of assets without backfill policies launches), each
+    tagged ``kpr/bench=tag``; the run ids."""
+    ids = []
+    for partition in partitions:
+        params = {"selector": {"jobName": job, "repositoryName": REPOSITORY, "repositoryLocationName": LOCATION},
+                  "runConfigData": {}, "executionMetadata": {"tags": [
+                      {"key": "dagster/partition", "value": partition}, {"key": "kpr/bench", "value": tag}]}}
+        answer = d.graphql(LAUNCH_RUN, params=params)["launchRun"]
+        assert answer["__typename"] == "LaunchRunSuccess", answer
+        ids.append(answer["run"]["runId"])
+    return ids
+
+
+def wait_for_runs(d: Deployment, tag: str, count: int, timeout: float) -> dict[str, int]:
+    """Poll until the ``count`` runs tagged ``kpr/bench=tag`` have finished; runs per status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = d.graphql(RUNS, tags=[{"key": "kpr/bench", "value": tag}])["runsOrError"]["results"]
+        statuses: dict[str, int] = {}
+        for run in runs:
+            statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+        if len(runs) == count and not set(statuses) & {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}:
+            return statuses
+        assert time.monotonic() < deadline, f"runs still going: {statuses}\n{d.logs()}"
+        time.sleep(2)
 
 
 def wait_for_backfill(d: Deployment, backfill_id: str, timeout: float) -> dict:

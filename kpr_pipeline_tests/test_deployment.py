@@ -69,6 +69,7 @@ def generated(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.heavy(minutes=2)
 def test_a_postgresql_deployment_backfills_from_the_api_runs_its_sensors_and_renders_the_ui(
         generated, tmp_path, postgres_database, instance_postgres_database):
     instance_url = instance_postgres_database

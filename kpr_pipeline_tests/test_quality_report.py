@@ -82,6 +82,7 @@ def report_run(quality_landing, warehouse_url, tmp_path, dagster_instance, monke
     return Warehouse(warehouse_url), output, landing, summary, "\n".join(lines)
 
 
+@pytest.mark.heavy(minutes=6)
 def test_the_quality_report_on_data_with_planted_faults(report_run, request):
     """One run per warehouse (it is the slow part), three questions asked of it."""
     _every_planted_fault_is_in_the_report_under_its_reason(*report_run)

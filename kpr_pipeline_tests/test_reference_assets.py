@@ -15,6 +15,7 @@ def _run(defs, instance, selection=None):
     return job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection)
 
 
+@pytest.mark.heavy(minutes=1)
 def test_reference_assets_load_and_pass_their_checks(warehouse_url, dagster_instance):
     defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": warehouse_url}))
     result = _run(defs, dagster_instance)

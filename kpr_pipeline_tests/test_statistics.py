@@ -86,6 +86,7 @@ def _expected_claims(w) -> pd.DataFrame:
     return claims
 
 
+@pytest.mark.heavy(minutes=2)
 def test_kuhr_statistics_count_every_regning_once_on_current_borders(kuhr_statistics, dagster_instance):
     defs, checks, w = kuhr_statistics
     for name in ("totals_consistent", "regninger_match_claims", "contract_kuhr_contacts_annual",
@@ -147,6 +148,7 @@ def test_kuhr_statistics_count_every_regning_once_on_current_borders(kuhr_statis
         "SELECT COUNT(*) FROM kuhr_contacts_monthly WHERE treatment_month = '2017-02-01'")  # replaced, not added
 
 
+@pytest.mark.heavy(minutes=2)
 def test_care_statistics_and_the_publication(reference_warehouse_url, reconciliation_landing, dagster_instance,
                                             iplos_settings, tmp_path, monkeypatch):
     """2017 municipal reports, IPLOS 2017 and December's KUHR deliveries through the jobs; then the

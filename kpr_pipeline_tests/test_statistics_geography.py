@@ -124,6 +124,7 @@ SEVERAL_CELLS = [
 ]
 
 
+@pytest.mark.heavy(minutes=1)
 def test_a_person_in_several_cells_counts_once_in_each_and_once_above(reference_warehouse_url, dagster_instance,
                                                                       monkeypatch):
     month = dt.date(2023, 3, 1)

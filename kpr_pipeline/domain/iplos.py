@@ -14,6 +14,7 @@ import pandas as pd
 
 from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.care.report import FUNCTION_VARIABLES
+from kpr_pipeline.domain.landing import nul_rows
 
 IPLOS_YEARS = range(2007, 2018)
 FUNCTION_COLUMNS = tuple("f_" + v.lower() for v in FUNCTION_VARIABLES)
@@ -80,6 +81,7 @@ def check_rows(rows: pd.DataFrame, year: int) -> CheckedExtract:
         return np.asarray(pd.Series(series).fillna(False), dtype=bool)
 
     reasons = {
+        "nul_character": nul_rows(rows),
         "malformed_pseudonym": ~mask(rows["pseudonym"].str.fullmatch(r"[0-9a-f]{64}")),
         "wrong_reporting_year": mask(rows["rapporteringsaar"] != str(year)),
         "invalid_kommunenummer": ~mask(rows["kommunenummer"].isin(list(municipalities))),

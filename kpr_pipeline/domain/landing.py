@@ -8,11 +8,26 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 MANIFEST_SUFFIX = ".manifest.json"
 KUHR_FORMAT = "kpr-kuhr-delivery"
 IPLOS_FORMAT = "iplos-extract"
 FORMAT_VERSION = "1.0"
 KNOWN_FORMATS = frozenset({KUHR_FORMAT, IPLOS_FORMAT})
+#: What a NUL byte in a CSV field becomes: PostgreSQL cannot store NUL in text, and a NUL is binary data in a
+#: text file. The row rules reject a row holding it (``nul_character``); its record is stored with this instead.
+NUL_REPLACEMENT = "\ufffd"
+#: ``DataFrame.attrs`` key of a chunk in which NUL bytes were replaced (the rules look for them only then)
+NUL_SEEN = "nul_bytes_seen"
+
+
+def nul_rows(rows) -> np.ndarray:
+    """Per row: does any field hold a (replaced) NUL byte? All False, at no cost, for a chunk without any."""
+    if not rows.attrs.get(NUL_SEEN):
+        return np.zeros(len(rows), dtype=bool)
+    return np.logical_or.reduce([rows[c].astype(str).str.contains(NUL_REPLACEMENT, regex=False).to_numpy(dtype=bool)
+                                 for c in rows.columns])
 
 
 class ManifestError(ValueError):

@@ -32,8 +32,11 @@ FILE_REASONS = {
     "reporting_year_out_of_range": "The report is not in a year folder from 2017 to the last year that has ended.",
 }
 
+_NUL_CHARACTER = "A field holds a NUL byte (binary data in a text file); stored with U+FFFD in its place."
+
 # --- KPR-KUHR rows ----------------------------------------------------------------------
 KUHR_ROW_REASONS = {
+    "nul_character": _NUL_CHARACTER,
     "missing_value": "A required field is empty.",
     "invalid_regning_id": "regning_id is not 1-64 characters.",
     "invalid_regningsnummer": "regningsnummer is not an integer.",
@@ -97,6 +100,7 @@ CARE_RECORD_REASONS = {
     "pasient_id_type_mismatch": "personId's type attribute does not match the form of the number.",
     "test_identity_in_production": "personId is a test identity, refused in production.",
     # IPLOS only
+    "nul_character": _NUL_CHARACTER,
     "malformed_pseudonym": "pseudonym is not 64 lower-case hex characters.",
     "wrong_reporting_year": "rapporteringsaar differs from the extract's year.",
     "invalid_kommunenummer": "kommunenummer is not a code valid in the reporting year.",

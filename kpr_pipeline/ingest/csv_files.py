@@ -14,11 +14,13 @@ from typing import Iterator
 
 import pandas as pd
 
+from kpr_pipeline.domain.landing import NUL_REPLACEMENT, NUL_SEEN
 from kpr_pipeline.ingest.landing_zone import FileFault
 
 CHUNK_ROWS = 200_000
 #: Stop reading a data file that expands beyond this (a gzip bomb); national daily files are far smaller.
 MAX_EXPANDED_BYTES = 8 * 1024**3
+
 
 
 def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -35,6 +37,9 @@ def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CH
                 if missing:
                     raise FileFault("missing_required_column", f"missing columns: {', '.join(missing)}")
                 first = False
+            if stream.saw_nul:  # rare: costs nothing for files without NUL bytes
+                chunk = chunk.replace("\x00", NUL_REPLACEMENT, regex=True)
+                chunk.attrs[NUL_SEEN] = True
             yield chunk
         if first:  # header only, or not even a header
             raise FileFault("missing_required_column", "no header")
@@ -61,10 +66,12 @@ class _LimitedReader:
     def __init__(self, inner):
         self.inner = inner
         self.read_bytes = 0
+        self.saw_nul = False
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(size if size and size > 0 else 1 << 20)
         self.read_bytes += len(data)
+        self.saw_nul = self.saw_nul or b"\x00" in data
         if self.read_bytes > MAX_EXPANDED_BYTES:
             raise pd.errors.ParserError("size limit exceeded")
         return data

@@ -73,7 +73,10 @@ def process_extract(warehouse: Warehouse, landing: Path, manifest_path: Path, ru
         return _quarantine(warehouse, landing, year, [data_path, manifest_path], manifest_path, "manifest_invalid",
                            "delivery_id must be iplos_<year> for a year 2007-2017, as the file name says",
                            data_path, manifest, run_id)
-    if not data_path.is_file() or data_path.is_symlink():
+    if data_path.is_symlink():  # never followed: it may point anywhere outside the landing zone
+        return _quarantine(warehouse, landing, year, [manifest_path], manifest_path, "not_a_regular_file",
+                           "the data file named by the manifest is a symbolic link", None, manifest, run_id)
+    if not data_path.is_file():
         return _quarantine(warehouse, landing, year, [manifest_path], manifest_path, "data_file_missing",
                            "the data file named by the manifest is missing", None, manifest, run_id)
     actual = sha256_file(data_path)

@@ -90,7 +90,10 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
                            str(exc), data, None, run_id)
     data_path = manifest_path.parent / manifest.data_file
     delivery_id = manifest.delivery_id if manifest.delivery_id else delivery_id
-    if not data_path.is_file() or data_path.is_symlink():
+    if data_path.is_symlink():  # never followed: it may point anywhere outside the landing zone
+        return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, "not_a_regular_file",
+                           "the data file named by the manifest is a symbolic link", None, manifest, run_id)
+    if not data_path.is_file():
         return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, "data_file_missing",
                            "the data file named by the manifest is missing", None, manifest, run_id)
     actual = sha256_file(data_path)

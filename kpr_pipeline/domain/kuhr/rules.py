@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from kpr_pipeline.domain import identifiers, reference
 from kpr_pipeline.domain.kuhr import format as fmt
+from kpr_pipeline.domain.landing import nul_rows
 from kpr_pipeline.domain.reasons import KUHR_ROW_REASONS, KUHR_WARNINGS
 
 OSLO = "Europe/Oslo"
@@ -99,6 +100,7 @@ def check_rows(rows: pd.DataFrame, delivery_date: dt.date, production: bool) -> 
     def col(name: str) -> pd.Series:
         return rows[name] if name in rows.columns else pd.Series([""] * n, index=rows.index, dtype="object")
 
+    reject("nul_character", nul_rows(rows))
     empty = {c: (col(c).str.len() == 0).to_numpy() for c in fmt.NON_EMPTY}
     reject("missing_value", np.logical_or.reduce(list(empty.values())))
 
