@@ -6,7 +6,10 @@ Numbers are scanned as text too, so an identifier stored in a numeric column is 
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from kpr_pipeline.domain.identifiers import identifiers_in_texts
 
@@ -37,10 +40,42 @@ def warehouse_leaks(warehouse) -> dict[str, int]:
 
 
 def file_leaks(root: Path) -> dict[str, int]:
-    """File (relative to ``root``) -> identifiers found in its bytes, for every file under ``root``."""
+    """File (relative to ``root``) -> identifiers found in its bytes (a gzip file's: decompressed), for every
+    file under ``root``."""
     found = {}
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
-        _, hits = identifiers_in_texts([path.read_bytes().decode("latin-1")])
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError):  # a damaged file is scanned as it is
+                pass
+        _, hits = identifiers_in_texts([data.decode("latin-1")])
         if hits:
             found[path.relative_to(root).as_posix()] = hits
+    return found
+
+
+def database_leaks(url: str, schema: str = "public") -> dict[str, int]:
+    """Table -> identifiers found, for every table of a PostgreSQL database that is not a warehouse (a Dagster
+    instance's run, event-log and schedule storage: run config, tags, events, metadata, logs)."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    found = {}
+    try:
+        with engine.connect() as conn:
+            columns = conn.execute(sa.text("SELECT table_name, column_name FROM information_schema.columns "
+                                           "WHERE table_schema = :s ORDER BY table_name"), {"s": schema}).all()
+            by_table: dict[str, list[str]] = {}
+            for table, column in columns:
+                by_table.setdefault(table, []).append(column)
+            for table, names in by_table.items():
+                texts = []
+                for column in names:
+                    rows = conn.execute(sa.text(f'SELECT DISTINCT CAST("{column}" AS TEXT) FROM "{table}"')).all()
+                    texts += [r[0] for r in rows if r[0] is not None]
+                _, hits = identifiers_in_texts(texts)
+                if hits:
+                    found[table] = hits
+    finally:
+        engine.dispose()
     return found

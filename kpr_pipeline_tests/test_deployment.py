@@ -118,6 +118,19 @@ def test_a_postgresql_deployment_backfills_from_the_api_runs_its_sensors_and_ren
         # 3. the UI: the asset graph and a partitioned asset's page render with assets and partition status
         _the_ui_renders(d)
 
+    # 4. no identifier left the landing zone: not in the instance's PostgreSQL storage (runs, events, check
+    # results, logs), the warehouse, the instance's files (compute logs), the output, the processes' output
+    from kpr_pipeline.warehouse import Warehouse
+    from kpr_pipeline_tests.leak_scan import database_leaks, file_leaks, warehouse_leaks
+
+    assert database_leaks(instance_url) == {}
+    warehouse = Warehouse(postgres_database)
+    assert warehouse_leaks(warehouse) == {}
+    warehouse.dispose()
+    assert file_leaks(tmp_path / "deploy") == {}  # DAGSTER_HOME (compute logs) and the three processes' logs
+    assert file_leaks(tmp_path / "output") == {}
+    assert file_leaks(landing) != {}  # the scanner does find identifiers where they are
+
 
 def _the_ui_renders(d: dh.Deployment) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
