@@ -365,11 +365,16 @@ def _mark_credited(conn, originals: set[str]) -> None:
 
 
 def _mark_suspected_doubles(conn, delivery_id: str) -> None:
-    """Normal claims sharing practice, bill number, time and person are suspected doubles (never cleared)."""
-    conn.execute(sa.text(
-        "UPDATE kuhr_claims SET suspected_double = TRUE WHERE NOT kreditering AND NOT suspected_double"
-        " AND pid IN (SELECT pid FROM kuhr_claims WHERE delivery_id = :d AND NOT kreditering) AND EXISTS ("
-        " SELECT 1 FROM kuhr_claims o WHERE NOT o.kreditering AND o.regning_id <> kuhr_claims.regning_id"
-        " AND o.praksis_id = kuhr_claims.praksis_id AND o.regningsnummer = kuhr_claims.regningsnummer"
-        " AND o.tidspunkt = kuhr_claims.tidspunkt AND o.pid = kuhr_claims.pid"
-        " AND (o.delivery_id = :d OR kuhr_claims.delivery_id = :d))"), {"d": delivery_id})
+    """Normal claims sharing practice, bill number, time and person are suspected doubles (never cleared):
+    every claim of a group with two or more regninger, one of them in this delivery, is marked. One GROUP BY
+    (a pairwise self-join grew with the square of a group's size: a delivery repeating one claim
+    thousands of times ran out of memory)."""
+    conn.execute(sa.text("""
+UPDATE kuhr_claims SET suspected_double = TRUE
+FROM (SELECT praksis_id, regningsnummer, tidspunkt, pid FROM kuhr_claims
+      WHERE NOT kreditering AND pid IN (SELECT pid FROM kuhr_claims WHERE delivery_id = :d AND NOT kreditering)
+      GROUP BY praksis_id, regningsnummer, tidspunkt, pid
+      HAVING COUNT(DISTINCT regning_id) > 1 AND BOOL_OR(delivery_id = :d)) g
+WHERE NOT kuhr_claims.kreditering AND NOT kuhr_claims.suspected_double AND kuhr_claims.praksis_id = g.praksis_id
+  AND kuhr_claims.regningsnummer = g.regningsnummer AND kuhr_claims.tidspunkt = g.tidspunkt
+  AND kuhr_claims.pid = g.pid"""), {"d": delivery_id})
