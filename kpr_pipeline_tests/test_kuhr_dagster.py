@@ -89,6 +89,30 @@ def test_a_backlog_of_deliveries_is_one_run_per_contiguous_range_of_dates(wareho
     assert not _tick(defs, dagster_instance, "kuhr_delivery_sensor", tick.cursor).run_requests
 
 
+def test_an_interrupted_tick_neither_skips_nor_double_processes(warehouse_url, kuhr_landing, tmp_path,
+                                                               dagster_instance):
+    """A tick whose cursor was never stored (the daemon died after requesting runs) is evaluated again from
+    the old cursor: it asks for the same runs under the same run keys, which Dagster launches once; after
+    they ran, the old cursor finds nothing (the registry answers), and a later delivery is still found."""
+    landing = tmp_path / "zone"
+    defs = _defs(warehouse_url, landing)
+    rows = _rows(kuhr_landing, 2)
+    write_delivery(landing, "kuhr_20170301_001", dt.date(2017, 3, 1), rows.iloc[[0]].assign(mottatt_dato="2017-03-01"))
+    first = _tick(defs, dagster_instance, "kuhr_delivery_sensor")
+    again = _tick(defs, dagster_instance, "kuhr_delivery_sensor")  # the cursor of `first` was lost
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests] != []
+    job = defs.resolve_job_def("kuhr_delivery_job")
+    for request in first.run_requests:
+        assert job.execute_in_process(instance=dagster_instance, partition_key=request.partition_key,
+                                      run_config=request.run_config, tags=request.tags).success
+    assert not _tick(defs, dagster_instance, "kuhr_delivery_sensor").run_requests
+    write_delivery(landing, "kuhr_20170302_001", dt.date(2017, 3, 2), rows.iloc[[1]].assign(mottatt_dato="2017-03-02"))
+    later = _tick(defs, dagster_instance, "kuhr_delivery_sensor", first.cursor)
+    assert _spans(later.run_requests) == [("2017-03-02", "2017-03-02")]
+    warehouse = defs.resources["warehouse"].get()
+    assert warehouse.scalar("SELECT COUNT(*) FROM kuhr_deliveries") == 1  # processed once
+
+
 def test_contiguous_ranges_are_capped_and_name_unknown_keys():
     from kpr_pipeline.defs.kuhr.partitions import treatment_month_partitions
     from kpr_pipeline.defs.run_partitions import contiguous_ranges
