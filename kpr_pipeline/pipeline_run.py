@@ -57,7 +57,7 @@ def ensure_dagster_home() -> Path:
 
 
 def _execute(defs, name: str, instance, summary: RunSummary, echo, run_config=None, first=None, last=None) -> None:
-    """One job, in-process; a partition range runs as one run (the assets' single-run backfill policy)."""
+    """One job, in-process; a partition range runs as one run (a deployment's backfills batch by the assets' policies)."""
     label = f"{name} [{first}..{last}]" if first else name
     echo(f"running {label} ...")
     tags = range_tags(first, last) if first else None
