@@ -14,6 +14,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kpr_pipeline.deployment import PROCESSES
     from kpr_pipeline.synth.generator import DEFAULT_END, DEFAULT_SCALE, DEFAULT_START
 
     p = argparse.ArgumentParser(prog="kpr-pipeline", description="KPR registry pipeline.")
@@ -36,9 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--by", required=True, help="the steward's name")
     a.add_argument("--reason", required=True, help="why the gap is accepted")
     s = sub.add_parser("serve", help="start one production process (deploy/dagster.yaml, deploy/workspace.yaml)")
-    s.add_argument("process", choices=["code-server", "daemon", "webserver"])
+    s.add_argument("process", choices=PROCESSES)
     h = sub.add_parser("health", help="is each production process alive? exit status 0 when all are")
-    h.add_argument("--only", action="append", choices=["code-server", "daemon", "webserver"],
+    h.add_argument("--only", action="append", choices=PROCESSES,
                    help="ask only this process (repeatable; default: all three)")
     return p
 

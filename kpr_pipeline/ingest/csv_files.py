@@ -22,7 +22,6 @@ CHUNK_ROWS = 200_000
 MAX_EXPANDED_BYTES = 8 * 1024**3
 
 
-
 def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Rows of the data file as text, in chunks; file-level problems raise ``FileFault``."""
     raw = open(data_path, "rb")

@@ -21,7 +21,8 @@ from kpr_pipeline.domain.landing import IPLOS_FORMAT, MANIFEST_SUFFIX, ManifestE
 from kpr_pipeline.domain.reasons import message_for_codes
 from kpr_pipeline.ingest import landing_zone
 from kpr_pipeline.ingest.csv_files import read_chunks
-from kpr_pipeline.ingest.landing_zone import FileFault, now, quarantine, record_quarantine, register_file
+from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
+                                             register_file)
 from kpr_pipeline.ingest.pending import PendingRows
 from kpr_pipeline.warehouse import Warehouse
 from kpr_pipeline.warehouse.engine import bulk_insert
@@ -73,12 +74,10 @@ def process_extract(warehouse: Warehouse, landing: Path, manifest_path: Path, ru
         return _quarantine(warehouse, landing, year, [data_path, manifest_path], manifest_path, "manifest_invalid",
                            "delivery_id must be iplos_<year> for a year 2007-2017, as the file name says",
                            data_path, manifest, run_id)
-    if data_path.is_symlink():  # never followed: it may point anywhere outside the landing zone
-        return _quarantine(warehouse, landing, year, [manifest_path], manifest_path, "not_a_regular_file",
-                           "the data file named by the manifest is a symbolic link", None, manifest, run_id)
-    if not data_path.is_file():
-        return _quarantine(warehouse, landing, year, [manifest_path], manifest_path, "data_file_missing",
-                           "the data file named by the manifest is missing", None, manifest, run_id)
+    fault = data_file_fault(data_path)
+    if fault:
+        return _quarantine(warehouse, landing, year, [manifest_path], manifest_path, *fault, None, manifest,
+                           run_id)
     actual = sha256_file(data_path)
     if actual != manifest.sha256:
         return _quarantine(warehouse, landing, year, [data_path, manifest_path], data_path, "checksum_mismatch",

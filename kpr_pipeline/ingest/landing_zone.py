@@ -75,6 +75,16 @@ def quarantine(landing: Path, files: list[Path], reason_file: Path, code: str, d
     return Quarantined(path=rel_reason.as_posix(), reason=code, sha256=actual)
 
 
+def data_file_fault(data_path: Path) -> tuple[str, str] | None:
+    """(reason, message) when the data file a manifest names cannot be read; a symlink is never followed,
+    since it may point anywhere outside the landing zone."""
+    if data_path.is_symlink():
+        return "not_a_regular_file", "the data file named by the manifest is a symbolic link"
+    if not data_path.is_file():
+        return "data_file_missing", "the data file named by the manifest is missing"
+    return None
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
