@@ -91,8 +91,27 @@ def serve(process: str) -> None:
     _dagster_home()
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)  # deploy/workspace.yaml reads them
+    if process == "daemon":
+        set_warehouse_pool_limit()
     command = command_for(process, endpoints)
     os.execv(command[0], command)
+
+
+def set_warehouse_pool_limit() -> int | None:
+    """Give the warehouse pool the instance's ``pools.default_limit`` before the daemon launches runs, as an
+    explicit limit; return it. Left to Dagster, the first step to claim a pool creates its limit, and on
+    PostgreSQL two runs doing that at once both insert it and one run crashes (dagster-io/dagster#33552).
+    The daemon is one process, so setting it here cannot race; a later change of the default in
+    dagster.yaml takes effect when the daemon restarts."""
+    import dagster as dg
+
+    from kpr_pipeline.defs.resources import WAREHOUSE_POOL
+
+    with dg.DagsterInstance.get() as instance:
+        limit = instance.global_op_concurrency_default_limit
+        if limit is not None and instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, limit)
+        return limit
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ checksums); a sensor tick repeated or interrupted neither skips nor double-proce
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import signal
 import subprocess
@@ -13,13 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from kpr_pipeline.ingest.kuhr import STAGED, process_delivery, ready_manifests
-from kpr_pipeline.synth.kuhr import COLUMNS as KUHR_COLUMNS
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline_tests.kuhr_helpers import write_delivery
+from kpr_pipeline_tests.kuhr_helpers import normal_claims, table_digests, write_delivery
 
 KEY = "test-key"
 ROWS = 120_000  # a few seconds of loading: time to be killed in the middle of it
@@ -44,31 +41,14 @@ print("done", result.status, result.rows_loaded, round(time.perf_counter() - t0,
 @pytest.fixture(scope="module")
 def big_landing(kuhr_landing_source, tmp_path_factory) -> Path:
     """One delivery of 120,000 regninger: the generator's normal claims, repeated under new regning_ids."""
-    frames = []
-    for path in sorted((kuhr_landing_source / "kuhr").glob("*.csv.gz"))[:40]:
-        try:
-            frames.append(pd.read_csv(path, sep=";", dtype=str, keep_default_na=False))
-        except (EOFError, OSError, ValueError):  # the generator's damaged files (planted faults)
-            continue
-    rows = pd.concat(frames, ignore_index=True)
-    rows = rows[[c for c in rows.columns if c in KUHR_COLUMNS]]
-    rows = rows[(rows.kreditering == "0") & (rows.mottatt_dato <= DAY.isoformat())]
-    rows = rows.iloc[[i % len(rows) for i in range(ROWS)]].reset_index(drop=True)
-    rows["regning_id"] = [f"fault-{i:07d}" for i in range(ROWS)]
+    rows = normal_claims(kuhr_landing_source, ROWS, DAY, "fault")
     landing = tmp_path_factory.mktemp("big_landing")
     write_delivery(landing, "kuhr_20170401_001", DAY, rows)
     return landing
 
 
 def _checksums(warehouse: Warehouse) -> dict[str, tuple[int, str]]:
-    """Per user-facing table: rows and a digest of its content, in any order, without run-time columns."""
-    out = {}
-    for table in USER_TABLES:
-        frame = warehouse.frame(f'SELECT * FROM "{table}"')
-        frame = frame[sorted(c for c in frame.columns if c not in VOLATILE)]
-        lines = sorted(frame.to_csv(index=False, header=False, lineterminator="\n").splitlines())
-        out[table] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest())
-    return out
+    return table_digests(warehouse, USER_TABLES, VOLATILE)
 
 
 def _loader(url: str, landing: Path) -> subprocess.Popen:

@@ -6,21 +6,51 @@ UI; domain code reads them from ``kpr_pipeline.settings`` when it needs them.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
+import inspect
 from pathlib import Path
 
 import dagster as dg
 
 from kpr_pipeline.settings import Settings
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import normalise_url
+from kpr_pipeline.warehouse.engine import WarehouseUnavailable, normalise_url
 
 #: Concurrency pool around every asset that writes the warehouse. DuckDB allows one writing process,
 #: so the instance limits this pool to 1 there (deploy/dagster.yaml); PostgreSQL may allow more.
 WAREHOUSE_POOL = "kpr_warehouse"
+#: A step whose warehouse went away (a restart, a failover) is run again this many times, this far apart.
+OUTAGE_RETRIES = 3
+OUTAGE_WAIT_SECONDS = 20
 
 
-@lru_cache(maxsize=None)
+def warehouse_asset(**kwargs):
+    """``dg.asset`` for an asset that writes the warehouse: it takes a slot of the warehouse pool, and when the
+    warehouse goes away during the step (``WarehouseUnavailable``) the whole step runs again after a wait. That
+    is safe: the interrupted transaction left nothing, and every asset replaces what it wrote before."""
+    def retry() -> dg.RetryRequested:
+        return dg.RetryRequested(max_retries=OUTAGE_RETRIES, seconds_to_wait=OUTAGE_WAIT_SECONDS)
+
+    def decorate(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def step(*args, **kw):
+                try:
+                    yield from fn(*args, **kw)
+                except WarehouseUnavailable as exc:
+                    raise retry() from exc
+        else:
+            @functools.wraps(fn)
+            def step(*args, **kw):
+                try:
+                    return fn(*args, **kw)
+                except WarehouseUnavailable as exc:
+                    raise retry() from exc
+        return dg.asset(pool=WAREHOUSE_POOL, **kwargs)(step)
+    return decorate
+
+
+@functools.lru_cache(maxsize=None)
 def _warehouse(url: str) -> Warehouse:
     return Warehouse(url)
 

@@ -27,10 +27,14 @@ from kpr_pipeline.ingest.csv_files import read_chunks
 from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
                                              register_file)
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, table_columns
+from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, hold_lock, table_columns
 
 DATASET = "kuhr"
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
+#: Deliveries publish one at a time (runs on different delivery dates may load at once on PostgreSQL).
+PUBLICATION_LOCK = "kpr.kuhr.publication"
+#: How far the clocks of the hosts that load deliveries may disagree (see ``_drop_late_resends``).
+CLOCK_MARGIN = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -112,6 +116,7 @@ def _quarantine(warehouse, landing, delivery_id, files, reason_for, code, detail
     """Move the files to quarantine/ and record it; ``data_file`` (if any) is hashed for the reason file."""
     event = quarantine(landing, files, reason_for, code, detail, data_file)
     with warehouse.begin() as conn:
+        hold_lock(conn, PUBLICATION_LOCK)
         _delete_delivery(conn, delivery_id)
         record_quarantine(conn, DATASET, event)
         bulk_insert(conn, "kuhr_deliveries", pd.DataFrame({
@@ -149,7 +154,7 @@ def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path:
     """Stage the delivery chunk by chunk (each chunk committed), then publish it in one transaction."""
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
-    load_id = uuid.uuid4().hex
+    load_id, started = uuid.uuid4().hex, now()
     _clear_stage(warehouse, delivery_id)  # what a crashed attempt left behind
     try:
         seen = np.empty(0, dtype=np.uint64)  # hashes of regning_ids loaded by this delivery so far
@@ -166,20 +171,24 @@ def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path:
         if offset != manifest.row_count:
             raise FileFault("row_count_mismatch", f"{offset} data rows, manifest says {manifest.row_count}")
         with warehouse.begin() as conn:
-            _publish(conn, delivery_id, delivery_date, manifest, load_id, credit_notes, unknown_columns, result)
+            _publish(conn, delivery_id, delivery_date, manifest, load_id, started, credit_notes, unknown_columns,
+                     result)
             register_file(conn, DATASET, *registry_entry[:3], "loaded", delivery_id, registry_entry[3])
         return result
     finally:
         _clear_stage(warehouse, delivery_id)
 
 
-def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, load_id: str, credit_notes,
-             unknown_columns, result: DeliveryResult) -> None:
-    """The delivery's one transaction: replace what it loaded before with the staged rows, then credits."""
+def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, load_id: str, started: dt.datetime,
+             credit_notes, unknown_columns, result: DeliveryResult) -> None:
+    """The delivery's one transaction: replace what it loaded before with the staged rows, then credits.
+    Deliveries publish one at a time, each seeing what the others published."""
+    hold_lock(conn, PUBLICATION_LOCK)
     previous_months = {_as_date(r[0]) for r in conn.execute(sa.text(
         "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d AND behandlingsmaaned IS NOT NULL"),
         {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
     recheck = _delete_delivery(conn, delivery_id)
+    _drop_late_resends(conn, delivery_id, load_id, started, result)
     for table in STAGED:
         columns = ", ".join(table_columns(conn, table))
         conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} WHERE load_id = :l"),
@@ -202,6 +211,30 @@ def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, l
         "rows_loaded": [result.rows_loaded], "rows_rejected": [result.rows_rejected],
         "rows_duplicate": [result.rows_duplicate], "processed_at": [now()], "reason": [reason],
     }))
+
+
+def _drop_late_resends(conn: Connection, delivery_id: str, load_id: str, started: dt.datetime,
+                       result: DeliveryResult) -> None:
+    """A regning that a concurrent run published after this delivery looked for resends (while staging) is a
+    resend now: counted as a duplicate, not loaded twice. Only the claims of deliveries published since this
+    load began are compared, so a load without a concurrent one costs one small query."""
+    rivals = [r[0] for r in conn.execute(sa.text(
+        "SELECT delivery_id FROM kuhr_deliveries WHERE status = 'loaded' AND processed_at >= :t AND delivery_id <> :d"),
+        {"t": started - CLOCK_MARGIN, "d": delivery_id})]
+    if not rivals:
+        return
+    fill_lookup(conn, rivals)
+    resent = [r[0] for r in conn.execute(sa.text(
+        "SELECT DISTINCT s.regning_id FROM stage_kuhr_claims s JOIN kuhr_claims c ON c.regning_id = s.regning_id "
+        "WHERE s.load_id = :l AND c.delivery_id IN (SELECT v FROM kpr_lookup)"), {"l": load_id})]
+    if not resent:
+        return
+    fill_lookup(conn, resent)
+    for table in ("kuhr_claims", "kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings"):
+        conn.execute(sa.text(f"DELETE FROM stage_{table} WHERE load_id = :l AND regning_id IN (SELECT v FROM kpr_lookup)"),
+                     {"l": load_id})
+    result.rows_loaded -= len(resent)
+    result.rows_duplicate += len(resent)
 
 
 def _as_date(value) -> dt.date:
@@ -321,6 +354,12 @@ def _load_credit_notes(conn, delivery_id: str, notes: pd.DataFrame, result: Deli
     """Credit notes after every normal claim of the delivery is in: their originals may come later in the file."""
     if notes.empty:
         return set()
+    resent = notes["regning_id"].isin(_existing(conn, "regning_id", notes["regning_id"])).to_numpy()
+    if resent.any():  # published by a concurrent run after this delivery looked for resends
+        result.rows_duplicate += int(resent.sum())
+        notes = notes[~resent].reset_index(drop=True)
+        if notes.empty:
+            return set()
     originals = notes["kreditert_regning_id"].astype(str)
     normal = _existing(conn, "regning_id", originals, "WHERE NOT c.kreditering")
     credited_before = _existing(conn, "kreditert_regning_id", originals, "WHERE c.kreditering")

@@ -27,6 +27,11 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or used; the message names ``KPR_WAREHOUSE_URL``."""
 
 
+class WarehouseUnavailable(WarehouseError):
+    """The warehouse went away or refused the connection (restarted, failed over, network): the interrupted
+    transaction was rolled back, so the same work can be done again once it is back."""
+
+
 #: DuckDB caches table pages up to its memory limit (80 % of RAM by default), so a process loading a big
 #: delivery grew with the file. With a limit, memory stays flat and DuckDB spills to disk beyond it.
 #: ``?memory_limit=4GB`` in KPR_WAREHOUSE_URL overrides it.
@@ -67,7 +72,14 @@ class Warehouse:
             if self.dialect == "duckdb" and "memory_limit" not in make_url(self.url).query:
                 kwargs = {"connect_args": {"config": {"memory_limit": DUCKDB_MEMORY_LIMIT}}}
             self._engine = sa.create_engine(self.url, **kwargs)
+            sa.event.listen(self._engine, "handle_error", self._lost)
         return self._engine
+
+    def _lost(self, context: sa.engine.ExceptionContext) -> None:
+        """A lost or refused connection becomes a ``WarehouseUnavailable`` that says so in one sentence."""
+        refused = context.connection is None and "OperationalError" in type(context.original_exception).__name__
+        if context.is_disconnect or refused:
+            raise unavailable(self.url, context.original_exception) from context.original_exception
 
     @property
     def is_duckdb(self) -> bool:
@@ -81,7 +93,7 @@ class Warehouse:
 
         try:
             upgrade(self.engine)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, WarehouseUnavailable) as exc:
             raise WarehouseError(
                 f"KPR_WAREHOUSE_URL {redact_url(self.url)} cannot be reached: {_first_line(exc)}."
             ) from None
@@ -117,7 +129,8 @@ class Warehouse:
                 cursor.execute(f"SELECT * FROM ({query}) q LIMIT 0")
                 columns = [(d[0], _ARROW_TYPES.get(d[1], pa.string())) for d in cursor.description]
                 buffer = io.BytesIO()
-                cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+                with driver_call(conn):
+                    cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
         buffer.seek(0)
         table = pacsv.read_csv(buffer, convert_options=pacsv.ConvertOptions(
             column_types=dict(columns), true_values=["t"], false_values=["f"], strings_can_be_null=True,
@@ -142,7 +155,37 @@ class Warehouse:
 
 
 def _first_line(exc: BaseException) -> str:
+    exc = exc.__cause__ if isinstance(exc, WarehouseUnavailable) and exc.__cause__ else exc
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def unavailable(url: str, exc: BaseException) -> WarehouseUnavailable:
+    return WarehouseUnavailable(
+        f"The warehouse at {redact_url(url)} went away or refused the connection ({_first_line(exc)}); "
+        "the interrupted transaction was rolled back, nothing of it is kept: the work can be repeated once "
+        "the warehouse is back.")
+
+
+@contextmanager
+def driver_call(conn: Connection) -> Iterator[None]:
+    """Around a call on the driver's own connection (PostgreSQL's COPY), which SQLAlchemy does not see: a lost
+    connection is invalidated (so the rollback does not use it) and reported as ``WarehouseUnavailable``."""
+    try:
+        yield
+    except Exception as exc:
+        if conn.dialect.name == "postgresql" and conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection,
+                                                                             None):
+            conn.invalidate(exc)
+            raise unavailable(str(conn.engine.url), exc) from exc
+        raise
+
+
+def hold_lock(conn: Connection, name: str) -> None:
+    """Hold the lock ``name`` until the caller's transaction ends, so that writers which must not interleave
+    (two deliveries publishing the same resent regning) take turns. PostgreSQL: a transaction-level advisory
+    lock. DuckDB allows one writing process, and the pool lets one writer in: nothing to do."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
 
 
 LOOKUP_TABLE = "kpr_lookup"
@@ -182,7 +225,8 @@ def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
         buffer.seek(0)
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
+            with driver_call(conn):
+                cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
         finally:
             cursor.close()
     else:  # pragma: no cover - only the two engines are supported

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from kpr_pipeline.defs.care.partitions import reporting_year_partitions
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
+from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource, warehouse_asset
 from kpr_pipeline.defs.run_partitions import partition_years
 from kpr_pipeline.domain.care.report import parse_file_name
 from kpr_pipeline.ingest.care import DATASET, process_report, registry_path, report_files, stray_files, unprocessed
@@ -31,11 +31,10 @@ class ReportConfig(dg.Config):
     files: list[str] = []
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     partitions_def=reporting_year_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="Municipal reports of the reporting year: validated (XSD, DTD refused) or quarantined, "
     "records checked, persons pseudonymised; the newest submission per municipality is current. "
@@ -87,12 +86,11 @@ class CompletenessConfig(dg.Config):
     as_of: str | None = None
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     partitions_def=reporting_year_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[care_reports],
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="Completeness of the reporting year per municipality (on time, late, resubmitted, missing, "
     "quarantined, gap accepted) against the municipalities valid that year; final once the deadline has "

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
+from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource, warehouse_asset
 from kpr_pipeline.domain.iplos import IPLOS_YEARS
 from kpr_pipeline.ingest.iplos import DATASET, process_extract, ready_manifests, unprocessed, year_of
 from kpr_pipeline.ingest.landing_zone import processed_files
@@ -23,11 +23,10 @@ class ExtractConfig(dg.Config):
     only_new: bool = False
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     partitions_def=iplos_year_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="IPLOS extracts 2007-2017 (pseudonymous): verified or quarantined, record rules with reasons; "
     "an extract replaces its whole year in one transaction.",
@@ -59,10 +58,9 @@ def iplos_extracts(context: dg.AssetExecutionContext, config: ExtractConfig, war
     })
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     deps=[iplos_extracts, "care_reports"],
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     output_required=False,
     automation_condition=dg.AutomationCondition.eager(),

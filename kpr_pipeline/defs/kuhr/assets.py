@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from kpr_pipeline.defs.kuhr.partitions import (delivery_backfill_policy, delivery_date_partitions,
                                                treatment_month_partitions)
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, LandingZoneResource, WarehouseResource
+from kpr_pipeline.defs.resources import LandingZoneResource, WarehouseResource, warehouse_asset
 from kpr_pipeline.ingest.kuhr import DATASET, deliveries_on, process_delivery, unprocessed
 from kpr_pipeline.ingest.landing_zone import processed_files
 from kpr_pipeline.settings import get_settings
@@ -28,11 +28,10 @@ def _dates(context) -> set[dt.date]:
     return {dt.date.fromisoformat(k) for k in context.partition_keys}
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     partitions_def=delivery_date_partitions,
     backfill_policy=delivery_backfill_policy,
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="KPR-KUHR deliveries of the partition's dates: verified or quarantined, every row loaded, "
     "rejected with reasons or counted as a resend; one transaction per delivery.",
@@ -71,12 +70,11 @@ def kuhr_deliveries(context: dg.AssetExecutionContext, config: DeliveryConfig, w
     })
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP,
     partitions_def=treatment_month_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetDep(kuhr_deliveries, partition_mapping=dg.AllPartitionMapping())],
-    pool=WAREHOUSE_POOL,
     kinds={"sql"},
     description="Claims by treatment month: counted regninger (credited ones and credit notes never count), "
     "contacts, late claims and suspected doubles; refreshed whenever a delivery touches the month.",

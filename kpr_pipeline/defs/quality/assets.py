@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from kpr_pipeline.defs.quality.history import check_history
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from kpr_pipeline.defs.resources import WarehouseResource, warehouse_asset
 from kpr_pipeline.quality import data_docs, report
 from kpr_pipeline.settings import get_settings
 
@@ -23,8 +23,8 @@ def _all_check_keys() -> list[dg.AssetCheckKey]:
     return sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
 
 
-@dg.asset(
-    group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"html"},
+@warehouse_asset(
+    group_name=GROUP, kinds={"html"},
     description="The data stewards' quality report (one HTML file under KPR_OUTPUT_DIR/quality/, one per day "
     "and latest.html) and the Great Expectations Data Docs of the contract validations "
     "(KPR_OUTPUT_DIR/data_docs/). Rebuilt after every run that changes data.",

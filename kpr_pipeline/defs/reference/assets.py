@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from kpr_pipeline.defs.resources import WarehouseResource, warehouse_asset
 from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.geography import CodeHistory, statistics_geography
 from kpr_pipeline.domain.landing import sha256_file
@@ -55,7 +55,7 @@ def replace_table(warehouse, table: str, frame: pd.DataFrame) -> int:
 def _reference_asset(name: str) -> dg.AssetsDefinition:
     loader, files, description = REFERENCE_TABLES[name]
 
-    @dg.asset(name=name, group_name=GROUP, description=description, pool=WAREHOUSE_POOL, kinds={"sql"})
+    @warehouse_asset(name=name, group_name=GROUP, description=description, kinds={"sql"})
     def _asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         frame = loader()
         rows = replace_table(warehouse.get(), name, frame)
@@ -82,8 +82,8 @@ def _source_path(name: str):
     return direct if direct.exists() else reference.REFERENCE_DIR / "ssb_07459" / name
 
 
-@dg.asset(
-    group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"sql"},
+@warehouse_asset(
+    group_name=GROUP, kinds={"sql"},
     deps=["ref_population", "ref_municipalities", "ref_municipality_changes"],
     description="Population on 1 January on current (2024) municipality borders, by age and sex: codes mapped "
     "forward with the split policy (KPR_SPLIT_POLICY), totals preserved; years after the last published "
@@ -106,8 +106,8 @@ def population_denominators(warehouse: WarehouseResource) -> dg.MaterializeResul
     })
 
 
-@dg.asset(
-    group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"sql"},
+@warehouse_asset(
+    group_name=GROUP, kinds={"sql"},
     deps=["ref_municipalities", "ref_municipality_changes"],
     description="The current (2024) division the statistics are published on, and per year which unit every "
     "municipality code is counted in, with the split weights (KPR_SPLIT_POLICY): the statistics map codes in SQL.",

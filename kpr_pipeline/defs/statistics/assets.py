@@ -10,7 +10,7 @@ import dagster as dg
 from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 from kpr_pipeline.defs.iplos.assets import iplos_year_partitions
 from kpr_pipeline.defs.kuhr.partitions import monthly_statistics_backfill_policy, treatment_month_partitions
-from kpr_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from kpr_pipeline.defs.resources import WarehouseResource, warehouse_asset
 from kpr_pipeline.defs.run_partitions import partition_months, partition_years
 from kpr_pipeline.defs.statistics.partitions import MONTHS_OF_YEAR, treatment_year_partitions
 from kpr_pipeline.settings import get_settings
@@ -30,9 +30,9 @@ def _national(w, table: str, where: str, columns: str, **params) -> dict:
     return {k: (None if v is None else float(v)) for k, v in row.iloc[0].to_dict().items()} if len(row) else {}
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=monthly_statistics_backfill_policy,
-    deps=["kuhr_treatment_months"], pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
+    deps=["kuhr_treatment_months"], kinds={"sql"}, automation_condition=EAGER,
     description="The reporting-delay triangle: per treatment month, counted regninger by months of delay (0-6, "
     "6 = 6 or more) and the cumulative share of the month's current total.",
 )
@@ -46,9 +46,9 @@ def kuhr_delivery_completeness(context: dg.AssetExecutionContext, warehouse: War
     })
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=treatment_month_partitions, backfill_policy=monthly_statistics_backfill_policy,
-    deps=["kuhr_treatment_months", *GEOGRAPHY], pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
+    deps=["kuhr_treatment_months", *GEOGRAPHY], kinds={"sql"}, automation_condition=EAGER,
     description="Per treatment month x current municipality (with county and national rows) x tjeneste x "
     "kontakttype x kjonn x age group: contacts, distinct patients, regninger, egenandel and refusjon; zero-filled; "
     "credited regninger never count.",
@@ -65,11 +65,11 @@ def kuhr_contacts_monthly(context: dg.AssetExecutionContext, warehouse: Warehous
                                           "national_regninger": national.get("regninger")})
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=treatment_year_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetDep("kuhr_treatment_months", partition_mapping=MONTHS_OF_YEAR), "population_denominators",
           *GEOGRAPHY],
-    pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
+    kinds={"sql"}, automation_condition=EAGER,
     description="Per year x current municipality x tjeneste x kjonn x age group: contacts, consultations, "
     "distinct patients, population, contacts per inhabitant and the share with a contact; preliminary until "
     "1 August of the next year.",
@@ -94,9 +94,9 @@ def _care_preliminary(w, years: list[int]) -> bool:
     return len(final) < len(years)
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=reporting_year_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["care_reports", "care_completeness", "population_denominators", *GEOGRAPHY], pool=WAREHOUSE_POOL,
+    deps=["care_reports", "care_completeness", "population_denominators", *GEOGRAPHY], 
     kinds={"sql"}, automation_condition=EAGER,
     description="care_users_annual from KPR (2017 on): per year x current municipality (reporting municipality) "
     "x service group and service x age group x kjonn: users during the year and on 31 December, per 1000 "
@@ -110,9 +110,9 @@ def care_users_annual(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                           "preliminary": preliminary, "split_policy": policy})
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=iplos_year_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["iplos_extracts", "population_denominators", *GEOGRAPHY], pool=WAREHOUSE_POOL, kinds={"sql"},
+    deps=["iplos_extracts", "population_denominators", *GEOGRAPHY], kinds={"sql"},
     automation_condition=EAGER,
     description="care_users_annual from IPLOS (2007-2016, and 2017 as the bridge row beside KPR's): the same "
     "cells as the KPR years, source IPLOS.",
@@ -125,11 +125,11 @@ def care_users_annual_iplos(context: dg.AssetExecutionContext, warehouse: Wareho
                                           "split_policy": policy})
 
 
-@dg.asset(
+@warehouse_asset(
     group_name=GROUP, partitions_def=reporting_year_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["care_reports", "care_completeness", dg.AssetDep("kuhr_treatment_months", partition_mapping=MONTHS_OF_YEAR),
           *GEOGRAPHY],
-    pool=WAREHOUSE_POOL, kinds={"sql"}, automation_condition=EAGER,
+    kinds={"sql"}, automation_condition=EAGER,
     description="Per year x current municipality x service group: care users, those with a GP or emergency-room "
     "contact in the year, and GP and emergency-room contacts per user (the two KPR datasets linked by pid).",
 )
@@ -152,8 +152,8 @@ STATISTICS = ["kuhr_contacts_monthly", "kuhr_contacts_annual", "kuhr_delivery_co
               "care_users_annual_iplos", "care_gp_contacts", "reconciliation_2017"]
 
 
-@dg.asset(
-    group_name=GROUP, deps=STATISTICS, pool=WAREHOUSE_POOL, kinds={"csv"},
+@warehouse_asset(
+    group_name=GROUP, deps=STATISTICS, kinds={"csv"},
     description="The published statistics after disclosure control: one CSV (UTF-8, ';') and one JSON metadata "
     "file per table under KPR_OUTPUT_DIR/publication/.",
 )
