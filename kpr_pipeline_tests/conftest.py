@@ -42,7 +42,7 @@ def pytest_report_header(config):
 
 def _needs_postgres(item) -> bool:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return ("postgres_database" in item.fixturenames or params.get("warehouse_url") == "postgresql"
+    return ("postgres_database" in item.fixturenames or "private_cluster" in item.fixturenames or params.get("warehouse_url") == "postgresql"
             or params.get("reference_warehouse_url") == "postgresql")
 
 
@@ -129,6 +129,17 @@ def postgres_database():
     """A fresh PostgreSQL database for one test, dropped afterwards; yields its URL."""
     with _fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+def private_cluster():
+    """A PostgreSQL server of the test's own on a free port, which the test may restart or stop."""
+    from kpr_pipeline_tests.private_postgres import available, private_cluster
+
+    if not available():
+        pytest.fail("a private PostgreSQL server needs initdb and pg_ctl (and runuser when run as root)")
+    with private_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

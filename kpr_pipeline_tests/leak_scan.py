@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 
 from kpr_pipeline.domain.identifiers import identifiers_in_texts
+
+Finder = Callable[[list[str]], int]  # texts -> how many findings
+
+
+def identifier_hits(texts: list[str]) -> int:
+    return identifiers_in_texts(texts)[1]
+
+
+def occurrences_of(secret: str) -> Finder:
+    """A finder for one secret string (a key, a password), anywhere in the texts."""
+    return lambda texts: sum(t.count(secret) for t in texts)
 
 
 #: Tables copied from the public reference files: no person data, and the biggest tables by far.
@@ -19,7 +31,7 @@ REFERENCE_TABLES = ("ref_municipalities", "ref_municipality_changes", "ref_kuhr_
                     "ref_population", "population_current", "kpr_schema_version")
 
 
-def warehouse_leaks(warehouse) -> dict[str, int]:
+def warehouse_leaks(warehouse, find: Finder = identifier_hits) -> dict[str, int]:
     """Table -> number of distinct identifiers found in its columns (only tables with a finding); every
     distinct value of every column of every table that can hold person data is read."""
     schema = "main" if warehouse.is_duckdb else "public"
@@ -33,13 +45,13 @@ def warehouse_leaks(warehouse) -> dict[str, int]:
         for column in part["column_name"]:
             values = warehouse.frame(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) AS v FROM "{table}"')["v"]
             texts += [str(v) for v in values.dropna()]
-        _, hits = identifiers_in_texts(texts)
+        hits = find(texts)
         if hits:
             found[table] = hits
     return found
 
 
-def file_leaks(root: Path) -> dict[str, int]:
+def file_leaks(root: Path, find: Finder = identifier_hits) -> dict[str, int]:
     """File (relative to ``root``) -> identifiers found in its bytes (a gzip file's: decompressed), for every
     file under ``root``."""
     found = {}
@@ -50,13 +62,13 @@ def file_leaks(root: Path) -> dict[str, int]:
                 data = gzip.decompress(data)
             except (OSError, EOFError):  # a damaged file is scanned as it is
                 pass
-        _, hits = identifiers_in_texts([data.decode("latin-1")])
+        hits = find([data.decode("latin-1")])
         if hits:
             found[path.relative_to(root).as_posix()] = hits
     return found
 
 
-def database_leaks(url: str, schema: str = "public") -> dict[str, int]:
+def database_leaks(url: str, schema: str = "public", find: Finder = identifier_hits) -> dict[str, int]:
     """Table -> identifiers found, for every table of a PostgreSQL database that is not a warehouse (a Dagster
     instance's run, event-log and schedule storage: run config, tags, events, metadata, logs)."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
@@ -73,7 +85,7 @@ def database_leaks(url: str, schema: str = "public") -> dict[str, int]:
                 for column in names:
                     rows = conn.execute(sa.text(f'SELECT DISTINCT CAST("{column}" AS TEXT) FROM "{table}"')).all()
                     texts += [r[0] for r in rows if r[0] is not None]
-                _, hits = identifiers_in_texts(texts)
+                hits = find(texts)
                 if hits:
                     found[table] = hits
     finally:

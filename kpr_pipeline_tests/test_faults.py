@@ -1,6 +1,8 @@
 """Faults injected into real loads: a process killed with SIGKILL in the middle of a bulk load leaves nothing
 of the delivery visible, and the rerun converges to exactly the state of an undisturbed load (table
-checksums); a sensor tick repeated or interrupted neither skips nor double-processes a delivery."""
+checksums); PostgreSQL restarted in the middle of a Dagster run fails the step with a clear message, and the
+step's retry converges to the same state. (Sensor ticks repeated or interrupted: test_kuhr_dagster.py;
+concurrent runs: test_concurrent_runs.py.)"""
 
 from __future__ import annotations
 
@@ -9,13 +11,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from kpr_pipeline.ingest.kuhr import STAGED, process_delivery, ready_manifests
 from kpr_pipeline.warehouse import Warehouse
+from kpr_pipeline_tests import private_postgres
 from kpr_pipeline_tests.kuhr_helpers import normal_claims, table_digests, write_delivery
 
 KEY = "test-key"
@@ -100,5 +106,67 @@ def test_sigkill_in_the_middle_of_a_bulk_load_leaves_nothing_and_the_rerun_conve
     assert result.status == "loaded"
     assert _checksums(warehouse) == expected
     for table in STAGED:  # and what the killed attempt had staged is gone
+        assert warehouse.scalar(f"SELECT COUNT(*) FROM stage_{table}") == 0
+    warehouse.dispose()
+
+
+def _restart_during_copy(cluster: private_postgres.Cluster, database: str, restarted: list) -> None:
+    """Wait until a bulk load (COPY) into ``database`` is running, then restart the server under it."""
+    engine = sa.create_engine(cluster.url(), poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            loading = conn.execute(sa.text("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :d AND "
+                                           "state = 'active' AND query LIKE 'COPY %FROM STDIN%'"), {"d": database}).all()
+        if loading[0][0]:
+            cluster.restart()
+            restarted.append(time.monotonic())
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.heavy(minutes=2)
+def test_postgresql_restarted_during_a_run_fails_the_step_clearly_and_the_retry_converges(
+        private_cluster, big_landing, tmp_path, dagster_instance):
+    import shutil
+
+    from kpr_pipeline.definitions import build_definitions
+    from kpr_pipeline.settings import Settings, get_settings
+
+    key = get_settings().pseudonym_key  # the key the asset uses
+    reference_landing = tmp_path / "reference"
+    shutil.copytree(big_landing, reference_landing)
+    reference = Warehouse(private_cluster.create_database("reference"))
+    (manifest,) = ready_manifests(reference_landing)
+    assert process_delivery(reference, reference_landing, manifest, False, key).status == "loaded"
+    expected = _checksums(reference)
+    reference.dispose()
+
+    landing = tmp_path / "restarted"
+    shutil.copytree(big_landing, landing)
+    url = private_cluster.create_database("kpr")
+    defs = build_definitions(Settings.from_env({"KPR_WAREHOUSE_URL": url, "KPR_LANDING_DIR": str(landing),
+                                                "KPR_OUTPUT_DIR": str(tmp_path / "output")}))
+    restarted: list[float] = []
+    restarter = threading.Thread(target=_restart_during_copy, args=(private_cluster, "kpr", restarted))
+    restarter.start()
+    result = defs.resolve_job_def("kuhr_delivery_job").execute_in_process(
+        instance=dagster_instance, partition_key=DAY.isoformat(), raise_on_error=False)
+    restarter.join()
+    assert restarted, "the load ended before the server could be restarted under it"
+
+    # the attempt failed with a message that says what happened, and the step's retry loaded the delivery
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retries) == 1 and retries[0].step_key == "kuhr_deliveries"
+    cause = retries[0].event_specific_data.error.cause
+    assert cause.cls_name == "WarehouseUnavailable", cause.to_string()
+    assert cause.message.startswith(f"kpr_pipeline.warehouse.engine.WarehouseUnavailable: The warehouse at "
+                                    f"postgresql+psycopg2://postgres@127.0.0.1:{private_cluster.port}/kpr went "
+                                    "away or refused the connection (")
+    assert "nothing of it is kept" in cause.message
+    assert result.success
+    warehouse = Warehouse(url)
+    assert _checksums(warehouse) == expected  # exactly the state of an undisturbed load
+    for table in STAGED:
         assert warehouse.scalar(f"SELECT COUNT(*) FROM stage_{table}") == 0
     warehouse.dispose()
