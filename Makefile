@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/kpr-pipeline demo
 
 test: $(VENV)/.installed
-	KPR_TEST_POSTGRES_URL=$(KPR_TEST_POSTGRES_URL) $(VENV)/bin/python -m pytest -p no:cacheprovider --durations=20 -n 2 --dist load
+	KPR_TEST_POSTGRES_URL=$(KPR_TEST_POSTGRES_URL) $(VENV)/bin/python -m pytest -p no:cacheprovider --durations=20 -n 2 --dist worksteal
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/generator_bench.py

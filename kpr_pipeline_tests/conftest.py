@@ -47,9 +47,10 @@ def _needs_postgres(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The heavy tests first, longest first (with ``--dist load`` the workers share them out from the start instead of one
-    worker starting the longest test last); without PostgreSQL (and outside CI) leave its tests out and say
-    so once, at the end."""
+    """The heavy tests first, longest first, so that no worker starts the longest test last (``--dist worksteal``:
+    a worker that runs out takes half of the other's queue; with ``--dist load`` the first worker got every heavy
+    test and the other sat idle for 18 minutes); without PostgreSQL (and outside CI) leave its tests out and
+    say so once, at the end."""
     def weight(item) -> float:
         heavy = item.get_closest_marker("heavy")
         return heavy.kwargs.get("minutes", 1) if heavy else 0
