@@ -131,29 +131,37 @@ def publication_is_current(warehouse, settings: Settings) -> bool:
     return not newest or max(newest) <= pd.Timestamp(last)
 
 
-def _refresh_kuhr_statistics(defs, instance, summary: RunSummary, echo, first_month: str, last_month: str) -> None:
-    """The KUHR statistics of the touched months and years, and the care users' GP contacts of those years."""
+def _refresh_kuhr_statistics(defs, instance, summary: RunSummary, echo, first_month: str, last_month: str,
+                             care_years: set[str]) -> None:
+    """The KUHR statistics of the touched months and years; the care users' GP contacts of those years are
+    added to ``care_years`` (refreshed once, after the municipal reports: ``_refresh_care_statistics``)."""
     from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 
     first, last = int(first_month[:4]), int(last_month[:4])
     _execute(defs, "kuhr_statistics_month_job", instance, summary, echo, None, first_month, last_month)
     _execute(defs, "kuhr_year_job", instance, summary, echo, None, str(first), str(last))
-    care_years = [y for y in range(max(first, 2017), last + 1) if reporting_year_partitions.has_partition_key(str(y))]
+    care_years |= {str(y) for y in range(max(first, 2017), last + 1) if reporting_year_partitions.has_partition_key(str(y))}
+
+
+def _refresh_care_statistics(defs, instance, summary: RunSummary, echo, care_years: set[str]) -> None:
+    """One care_statistics_job over the years that KUHR or the municipal reports changed (it ran twice over
+    2017 before: once for the GP contacts, once for the reports; about a minute on PostgreSQL)."""
     if care_years:
-        _execute(defs, "care_statistics_job", instance, summary, echo, None, str(care_years[0]), str(care_years[-1]))
+        _execute(defs, "care_statistics_job", instance, summary, echo, None, min(care_years), max(care_years))
 
 
 def _refresh_all_statistics(defs, instance, summary: RunSummary, echo, warehouse) -> None:
     """Every statistic over the periods that have data (after the reference data changed)."""
     from kpr_pipeline.defs.care.partitions import reporting_year_partitions
 
+    care_years: set[str] = set()
     months = warehouse.query("SELECT MIN(behandlingsmaaned) AS a, MAX(behandlingsmaaned) AS b FROM kuhr_claims").iloc[0]
     if pd.notna(months["a"]):
-        _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10])
-    care = [str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM care_services ORDER BY 1")
-            ["reporting_year"] if reporting_year_partitions.has_partition_key(str(y))]
-    if care:
-        _execute(defs, "care_statistics_job", instance, summary, echo, None, care[0], care[-1])
+        _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10],
+                                 care_years)
+    care_years |= {str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM care_services")
+                   ["reporting_year"] if reporting_year_partitions.has_partition_key(str(y))}
+    _refresh_care_statistics(defs, instance, summary, echo, care_years)
     iplos_years = [str(y) for y in warehouse.query("SELECT DISTINCT reporting_year FROM iplos_services ORDER BY 1")
                    ["reporting_year"]]
     if iplos_years:
@@ -199,6 +207,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
     else:
         echo("reference data unchanged since its last load: reference_job skipped")
 
+    care_years: set[str] = set()  # care statistics to refresh, once, after the municipal reports
     new = unprocessed(ready_manifests(settings.landing_dir), processed_files(warehouse, DATASET))
     echo(f"KUHR: {len(new)} new deliveries ready")
     if new:
@@ -210,7 +219,8 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         if pd.notna(months["a"]):
             _execute(defs, "kuhr_month_job", instance, summary, echo, None, str(months["a"])[:10], str(months["b"])[:10])
             if not reference_reloaded:
-                _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10])
+                _refresh_kuhr_statistics(defs, instance, summary, echo, str(months["a"])[:10], str(months["b"])[:10],
+                                         care_years)
 
     reports = care.unprocessed(care.ready_files(settings.landing_dir), processed_files(warehouse, care.DATASET))
     echo(f"KPR-helse og omsorg: {len(reports)} new municipal reports ready")
@@ -218,7 +228,8 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, echo=print) -
         report_years = sorted(care.partition_of(p) for p in reports)
         _execute(defs, "care_year_job", instance, summary, echo, only_new(), report_years[0], report_years[-1])
         if not reference_reloaded:
-            _execute(defs, "care_statistics_job", instance, summary, echo, None, report_years[0], report_years[-1])
+            care_years |= {report_years[0], report_years[-1]}
+    _refresh_care_statistics(defs, instance, summary, echo, care_years)
 
     extracts = [m for m, _ in iplos.unprocessed(iplos.ready_manifests(settings.landing_dir),
                                              processed_files(warehouse, iplos.DATASET)) if iplos.year_of(m) in IPLOS_YEARS]

@@ -146,6 +146,45 @@ def test_kuhr_statistics_count_every_regning_once_on_current_borders(kuhr_statis
     assert changed == ["2017-02-01"]
     assert w.scalar("SELECT COUNT(*) FROM kuhr_contacts_monthly") == len(before) * w.scalar(
         "SELECT COUNT(*) FROM kuhr_contacts_monthly WHERE treatment_month = '2017-02-01'")  # replaced, not added
+    _the_totals_check_finds_planted_mismatches(w)
+
+
+def _the_totals_check_finds_planted_mismatches(w) -> None:
+    """The check reads the non-zero cells first (fast on zero-filled grids); whatever its shape, a planted
+    mismatch is found: a county total off by one, a zero total over a part made non-zero, a total made
+    non-zero over parts that are all zero. Each is planted in a transaction that is rolled back."""
+    import sqlalchemy as sa
+
+    from kpr_pipeline.defs.statistics.checks import TOTALS
+    from kpr_pipeline.statistics.consistency import mismatches_sql
+
+    table, _, _, extra, keys, measures, totals = TOTALS["kuhr_contacts_monthly"]
+    args = (table, keys, measures, f"treatment_month = :m AND {extra}", totals, "EXTRACT(YEAR FROM treatment_month)")
+    month = pd.Timestamp("2017-02-01").date()
+    leaf = ("kjonn = '2' AND age_group = '0-5' AND tjeneste = 'FYSIOTERAPI' AND kontakttype = 'ingen' AND "
+            "treatment_month = :m")
+    municipality = ("kommunenummer NOT LIKE '__00' AND kommunenummer NOT IN ('9999', '2100', '2200') AND NOT "
+                    "split_suppressed AND kommunenummer NOT IN (SELECT current_code FROM geography_split_weights)")
+    plants = {
+        "a county total off by one": f"UPDATE {table} SET regninger = regninger + 1 WHERE kommunenummer = :c AND "
+                                     "kjonn = 'T' AND age_group = 'T' AND tjeneste = 'FASTLEGE' AND kontakttype = "
+                                     "'konsultasjon' AND treatment_month = :m",
+        "a part made non-zero under a zero total": f"UPDATE {table} SET regninger = 3 WHERE kommunenummer = :k "
+                                                   f"AND {leaf}",
+        "a total made non-zero over zero parts": f"UPDATE {table} SET regninger = 7 WHERE kommunenummer = :c AND "
+                                                 f"{leaf}",
+    }
+    for name, plant in plants.items():
+        with w.engine.connect() as conn:
+            found = lambda sql: {(r[0], r[1]) for r in conn.execute(sa.text(sql), {"m": month}).all()}  # noqa: E731
+            assert found(mismatches_sql(*args)) == found(mismatches_sql(*args, candidates=True)) == set()
+            code = conn.execute(sa.text(f"SELECT MIN(kommunenummer) FROM {table} WHERE {leaf} AND regninger = 0 AND "
+                                        f"{municipality}"), {"m": month}).all()[0][0]
+            county = code[:2] + "00"
+            conn.execute(sa.text(plant), {"m": month, "k": code, "c": county})  # in the connection's transaction
+            assert ("kommunenummer", county) in found(mismatches_sql(*args)), name
+            assert ("kommunenummer", county) in found(mismatches_sql(*args, candidates=True)), name
+            conn.rollback()
 
 
 @pytest.mark.heavy(minutes=2)
