@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from peak_memory import own_peak_rss_kib
 
 POSTGRES = os.environ.get("KPR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 YEAR = 2023
@@ -111,7 +112,7 @@ def step(args) -> None:
     t0 = time.perf_counter()
     persons = sum(process_report(warehouse, landing, p, False, KEY).persons for p in files)
     seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_rss_kib() / 1024
     print(f"RESULT {seconds:.2f} {persons} {len(files)} {rss:.0f}")
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from peak_memory import own_peak_rss_kib
 
 POSTGRES = os.environ.get("KPR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DELIVERY_DATE = dt.date(2019, 3, 1)
@@ -190,7 +191,7 @@ def main() -> None:
     if args.step:
         name, url, landing = args.step
         rows = STEPS[name](url, landing)
-        print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        print(rows, own_peak_rss_kib())
         return
     run_all(args.rows, args.rss_sizes)
 
