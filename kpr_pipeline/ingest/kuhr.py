@@ -33,8 +33,10 @@ DATASET = "kuhr"
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
 #: Deliveries publish one at a time (runs on different delivery dates may load at once on PostgreSQL).
 PUBLICATION_LOCK = "kpr.kuhr.publication"
-#: How far the clocks of the hosts that load deliveries may disagree (see ``_drop_late_resends``).
-CLOCK_MARGIN = dt.timedelta(minutes=5)
+#: How far the clocks of the hosts that load deliveries may disagree (NTP keeps them within milliseconds; see
+#: ``_drop_late_resends``). Small on purpose: a delivery published within the margin before this load began is
+#: compared as well, and in a backfill that is the previous delivery of the same run.
+CLOCK_MARGIN = dt.timedelta(seconds=2)
 
 
 @dataclass
