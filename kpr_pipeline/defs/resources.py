@@ -6,6 +6,7 @@ UI; domain code reads them from ``kpr_pipeline.settings`` when it needs them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from pathlib import Path
@@ -24,28 +25,29 @@ OUTAGE_RETRIES = 3
 OUTAGE_WAIT_SECONDS = 20
 
 
+@contextlib.contextmanager
+def _retried_on_outage():
+    try:
+        yield
+    except WarehouseUnavailable as exc:
+        raise dg.RetryRequested(max_retries=OUTAGE_RETRIES, seconds_to_wait=OUTAGE_WAIT_SECONDS) from exc
+
+
 def warehouse_asset(**kwargs):
     """``dg.asset`` for an asset that writes the warehouse: it takes a slot of the warehouse pool, and when the
     warehouse goes away during the step (``WarehouseUnavailable``) the whole step runs again after a wait. That
     is safe: the interrupted transaction left nothing, and every asset replaces what it wrote before."""
-    def retry() -> dg.RetryRequested:
-        return dg.RetryRequested(max_retries=OUTAGE_RETRIES, seconds_to_wait=OUTAGE_WAIT_SECONDS)
-
     def decorate(fn):
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def step(*args, **kw):
-                try:
+                with _retried_on_outage():
                     yield from fn(*args, **kw)
-                except WarehouseUnavailable as exc:
-                    raise retry() from exc
         else:
             @functools.wraps(fn)
             def step(*args, **kw):
-                try:
+                with _retried_on_outage():
                     return fn(*args, **kw)
-                except WarehouseUnavailable as exc:
-                    raise retry() from exc
         return dg.asset(pool=WAREHOUSE_POOL, **kwargs)(step)
     return decorate
 

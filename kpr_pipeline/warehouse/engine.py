@@ -77,7 +77,7 @@ class Warehouse:
 
     def _lost(self, context: sa.engine.ExceptionContext) -> None:
         """A lost or refused connection becomes a ``WarehouseUnavailable`` that says so in one sentence."""
-        refused = context.connection is None and "OperationalError" in type(context.original_exception).__name__
+        refused = context.connection is None and isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)
         if context.is_disconnect or refused:
             raise unavailable(self.url, context.original_exception) from context.original_exception
 
