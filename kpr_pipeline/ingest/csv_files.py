@@ -22,8 +22,10 @@ CHUNK_ROWS = 200_000
 MAX_EXPANDED_BYTES = 8 * 1024**3
 
 
-def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Rows of the data file as text, in chunks; file-level problems raise ``FileFault``."""
+def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CHUNK_ROWS,
+                replace_nul: bool = True) -> Iterator[pd.DataFrame]:
+    """Rows of the data file as text, in chunks; file-level problems raise ``FileFault``. NUL bytes are replaced
+    by U+FFFD (and the chunk marked) unless ``replace_nul`` is false (the caller flags them itself)."""
     raw = open(data_path, "rb")
     stream = _LimitedReader(gzip.GzipFile(fileobj=raw) if data_path.name.endswith(".gz") else raw)
     try:
@@ -36,7 +38,7 @@ def read_chunks(data_path: Path, required: tuple[str, ...], chunk_rows: int = CH
                 if missing:
                     raise FileFault("missing_required_column", f"missing columns: {', '.join(missing)}")
                 first = False
-            if stream.saw_nul:  # rare: costs nothing for files without NUL bytes
+            if replace_nul and stream.saw_nul:  # rare: costs nothing for files without NUL bytes
                 chunk = chunk.replace("\x00", NUL_REPLACEMENT, regex=True)
                 chunk.attrs[NUL_SEEN] = True
             yield chunk

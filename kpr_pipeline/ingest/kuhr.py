@@ -1,42 +1,35 @@
-"""Loading one KPR-KUHR delivery: verify, read in chunks, apply the rules, pseudonymise, load.
+"""Loading one KPR-KUHR delivery: verify, check and pseudonymise (``kuhr_check``), publish.
 
 One delivery is one transaction: what it loaded before is deleted first, so processing it again
-replaces it exactly. The raw identifier exists only inside ``_load_chunk``: it is pseudonymised
-there and never stored, logged or raised.
+replaces it exactly. The raw identifier exists only while DuckDB reads the file in ``kuhr_check``:
+it is pseudonymised there and never stored, logged or raised.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kpr_pipeline.domain.kuhr import format as fmt
-from kpr_pipeline.domain.kuhr.rules import check_rows, message_for
-from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest, sha256_file
-from kpr_pipeline.domain.pseudonyms import pseudonymise
+from kpr_pipeline.domain.kuhr.rules import message_for
+from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest
 from kpr_pipeline.ingest import landing_zone
-from kpr_pipeline.ingest.csv_files import read_chunks
+from kpr_pipeline.ingest.kuhr_check import DeliveryCheck, inspect_file
 from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
                                              register_file)
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, hold_lock, table_columns
+from kpr_pipeline.warehouse.engine import LOOKUP_TABLE, bulk_insert, fill_lookup, hold_lock
 
 DATASET = "kuhr"
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
 #: Deliveries publish one at a time (runs on different delivery dates may load at once on PostgreSQL).
 PUBLICATION_LOCK = "kpr.kuhr.publication"
-#: How far the clocks of the hosts that load deliveries may disagree (NTP keeps them within milliseconds; see
-#: ``_drop_late_resends``). Small on purpose: a delivery published within the margin before this load began is
-#: compared as well, and in a backfill that is the previous delivery of the same run.
-CLOCK_MARGIN = dt.timedelta(seconds=2)
 
 
 @dataclass
@@ -101,12 +94,15 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
     if fault:
         return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, *fault, None, manifest,
                            run_id)
-    actual = sha256_file(data_path)
+    facts = inspect_file(data_path)
+    actual = facts.sha256
     if actual != manifest.sha256:
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, "checksum_mismatch",
                            "SHA-256 of the data file differs from the manifest", data_path, manifest, run_id)
     try:
-        return _load(warehouse, delivery_id, manifest, data_path, production, key,
+        if facts.fault:
+            raise facts.fault
+        return _load(warehouse, delivery_id, manifest, data_path, facts.nul_bytes, production, key,
                      (f"{DATASET}/{data_path.name}", actual, data_path.stat().st_size, run_id))
     except FileFault as fault:  # nothing of the file was published
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, fault.code,
@@ -142,61 +138,43 @@ def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
     return originals
 
 
-STAGED = ("kuhr_claims", "kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows")
-
-
-def _clear_stage(warehouse: Warehouse, delivery_id: str) -> None:
-    with warehouse.begin() as conn:
-        for table in STAGED:
-            conn.execute(sa.text(f"DELETE FROM stage_{table} WHERE delivery_id = :d"), {"d": delivery_id})
-
-
-def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, production: bool, key: str,
-          registry_entry: tuple) -> DeliveryResult:
-    """Stage the delivery chunk by chunk (each chunk committed), then publish it in one transaction."""
+def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, nul_bytes: bool,
+          production: bool, key: str, registry_entry: tuple) -> DeliveryResult:
+    """Check the whole file in a private DuckDB (``kuhr_check``), then publish it in one transaction."""
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
-    load_id, started = uuid.uuid4().hex, now()
-    _clear_stage(warehouse, delivery_id)  # what a crashed attempt left behind
-    try:
-        seen = np.empty(0, dtype=np.uint64)  # hashes of regning_ids loaded by this delivery so far
-        credit_notes: list[pd.DataFrame] = []
-        unknown_columns: set[str] = set()
-        offset = 0
-        for chunk in read_chunks(data_path, fmt.REQUIRED_COLUMNS):
-            unknown_columns |= set(chunk.columns) - set(fmt.KNOWN_COLUMNS)
-            with warehouse.begin() as conn:
-                seen, notes = _load_chunk(conn, delivery_id, delivery_date, chunk, offset, production, key, seen,
-                                          result, load_id)
-            credit_notes.append(notes)
-            offset += len(chunk)
-        if offset != manifest.row_count:
-            raise FileFault("row_count_mismatch", f"{offset} data rows, manifest says {manifest.row_count}")
+    with DeliveryCheck(key, production, manifest.delivery_date) as check:
+        rows = check.read(data_path, nul_bytes)
+        if rows != manifest.row_count:
+            raise FileFault("row_count_mismatch", f"{rows} data rows, manifest says {manifest.row_count}")
+        result.rows_rejected, result.rows_duplicate = check.counts()
+        result.reasons = check.reason_counts()
+        unknown_columns = sorted(set(check.columns) - set(fmt.KNOWN_COLUMNS))
         with warehouse.begin() as conn:
-            _publish(conn, delivery_id, delivery_date, manifest, load_id, started, credit_notes, unknown_columns,
-                     result)
+            _publish(conn, check, delivery_id, delivery_date, manifest, unknown_columns, result)
             register_file(conn, DATASET, *registry_entry[:3], "loaded", delivery_id, registry_entry[3])
-        return result
-    finally:
-        _clear_stage(warehouse, delivery_id)
+    return result
 
 
-def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, load_id: str, started: dt.datetime,
-             credit_notes, unknown_columns, result: DeliveryResult) -> None:
-    """The delivery's one transaction: replace what it loaded before with the staged rows, then credits.
-    Deliveries publish one at a time, each seeing what the others published."""
+def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date, manifest: Manifest,
+             unknown_columns, result: DeliveryResult) -> None:
+    """The delivery's one transaction: replace what it loaded before with the checked rows, then credits.
+    Deliveries publish one at a time, each seeing what the others published, so a regning published by
+    another delivery a moment ago is a resend here."""
     hold_lock(conn, PUBLICATION_LOCK)
     previous_months = {_as_date(r[0]) for r in conn.execute(sa.text(
         "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d AND behandlingsmaaned IS NOT NULL"),
         {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
     recheck = _delete_delivery(conn, delivery_id)
-    _drop_late_resends(conn, delivery_id, load_id, started, result)
-    for table in STAGED:
-        columns = ", ".join(table_columns(conn, table))
-        conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} WHERE load_id = :l"),
-                     {"l": load_id})
-    notes = pd.concat(credit_notes, ignore_index=True) if credit_notes else pd.DataFrame()
-    recheck |= _load_credit_notes(conn, delivery_id, notes, result)
+    resent = _existing_ids(conn, check.candidate_ids())
+    check.set_resent(resent)
+    result.rows_duplicate += len(resent)
+    result.rows_loaded += bulk_insert(conn, "kuhr_claims", check.claims(delivery_id))
+    bulk_insert(conn, "kuhr_claim_takster", check.takster(delivery_id))
+    bulk_insert(conn, "kuhr_claim_diagnoser", check.diagnoser(delivery_id))
+    bulk_insert(conn, "kuhr_warnings", check.warnings(delivery_id))
+    bulk_insert(conn, "kuhr_rejected_rows", check.rejected_rows(delivery_id))
+    recheck |= _load_credit_notes(conn, delivery_id, *check.credit_notes(delivery_id), result)
     _mark_credited(conn, recheck)
     _mark_suspected_doubles(conn, delivery_id)
     months = conn.execute(sa.text(
@@ -206,7 +184,7 @@ def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, l
     if result.months:
         bulk_insert(conn, "kuhr_touched_months", pd.DataFrame({
             "delivery_id": delivery_id, "treatment_month": sorted(result.months), "processed_at": now()}))
-    reason = f"unknown columns ignored: {', '.join(sorted(unknown_columns))}" if unknown_columns else None
+    reason = f"unknown columns ignored: {', '.join(unknown_columns)}" if unknown_columns else None
     bulk_insert(conn, "kuhr_deliveries", pd.DataFrame({
         "delivery_id": [delivery_id], "data_file": [manifest.data_file], "sha256": [manifest.sha256],
         "delivery_date": [delivery_date], "status": ["loaded"], "rows_in_file": [manifest.row_count],
@@ -215,28 +193,17 @@ def _publish(conn: Connection, delivery_id, delivery_date, manifest: Manifest, l
     }))
 
 
-def _drop_late_resends(conn: Connection, delivery_id: str, load_id: str, started: dt.datetime,
-                       result: DeliveryResult) -> None:
-    """A regning that a concurrent run published after this delivery looked for resends (while staging) is a
-    resend now: counted as a duplicate, not loaded twice. Only the claims of deliveries published since this
-    load began are compared, so a load without a concurrent one costs one small query."""
-    rivals = [r[0] for r in conn.execute(sa.text(
-        "SELECT delivery_id FROM kuhr_deliveries WHERE status = 'loaded' AND processed_at >= :t AND delivery_id <> :d"),
-        {"t": started - CLOCK_MARGIN, "d": delivery_id})]
-    if not rivals:
-        return
-    fill_lookup(conn, rivals)
-    resent = [r[0] for r in conn.execute(sa.text(
-        "SELECT DISTINCT s.regning_id FROM stage_kuhr_claims s JOIN kuhr_claims c ON c.regning_id = s.regning_id "
-        "WHERE s.load_id = :l AND c.delivery_id IN (SELECT v FROM kpr_lookup)"), {"l": load_id})]
-    if not resent:
-        return
-    fill_lookup(conn, resent)
-    for table in ("kuhr_claims", "kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings"):
-        conn.execute(sa.text(f"DELETE FROM stage_{table} WHERE load_id = :l AND regning_id IN (SELECT v FROM kpr_lookup)"),
-                     {"l": load_id})
-    result.rows_loaded -= len(resent)
-    result.rows_duplicate += len(resent)
+def _existing_ids(conn: Connection, ids) -> list[str]:
+    """Which of the regning_ids (an Arrow table with column ``v``) are in ``kuhr_claims`` already."""
+    if not ids.num_rows:
+        return []
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR)"))
+    conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
+    bulk_insert(conn, LOOKUP_TABLE, ids)
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"ANALYZE {LOOKUP_TABLE}"))
+    return [r[0] for r in conn.execute(sa.text(
+        f"SELECT DISTINCT c.regning_id FROM kuhr_claims c JOIN {LOOKUP_TABLE} l ON c.regning_id = l.v"))]
 
 
 def _as_date(value) -> dt.date:
@@ -253,139 +220,29 @@ def _existing(conn: Connection, column: str, values: pd.Series, where: str = "",
     return {r[0] for r in rows}
 
 
-def _load_chunk(conn, delivery_id, delivery_date, chunk: pd.DataFrame, offset: int, production: bool, key: str,
-                seen: np.ndarray, result: DeliveryResult, load_id: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """Check, pseudonymise and stage one chunk; credit notes are returned for after the whole file."""
-    n = len(chunk)
-    chunk = chunk.reset_index(drop=True)
-    checked = check_rows(chunk, delivery_date, production)
-    pid = pseudonymise(chunk["pasient_id"], key)  # the raw identifier stops here
-    rejected = checked.rejected
-    row_number = offset + np.arange(1, n + 1)
-
-    # Resends: a regning_id already loaded (by an earlier delivery, or earlier in this one) is a duplicate.
-    ids = chunk["regning_id"]
-    hashes = pd.util.hash_array(ids.to_numpy(dtype=object))
-    in_warehouse = ids.isin(_existing(conn, "regning_id", ids[~rejected], "WHERE c.delivery_id <> :d",
-                                      d=delivery_id)).to_numpy()
-    earlier_here = np.isin(hashes, seen)
-    first_in_chunk = ~pd.Series(hashes).where(~rejected).duplicated().to_numpy() | rejected
-    duplicate = ~rejected & (in_warehouse | earlier_here | ~first_in_chunk)
-
-    is_credit = checked.typed["kreditering"].to_numpy(dtype=bool)
-    load = ~rejected & ~duplicate & ~is_credit
-    notes = ~rejected & ~duplicate & is_credit
-    seen = np.concatenate([seen, hashes[load | notes]])
-
-    result.rows_duplicate += int(duplicate.sum())
-    result.rows_rejected += int(rejected.sum())
-    for code, mask in checked.reasons.items():
-        if mask.any():
-            result.reasons[code] = result.reasons.get(code, 0) + int(mask.sum())
-
-    claims = _claims_frame(chunk, checked, pid, delivery_id, row_number)
-    _stage_claims(conn, claims[load], checked, load, chunk, delivery_id, row_number, load_id)
-    result.rows_loaded += int(load.sum())
-
-    if rejected.any():
-        idx = np.flatnonzero(rejected)
-        codes = checked.reason_lists(idx)
-        record = chunk.iloc[idx].copy()
-        record["pasient_id"] = pid[idx]
-        bulk_insert(conn, "stage_kuhr_rejected_rows", pd.DataFrame({
-            "delivery_id": delivery_id, "row_number": row_number[idx],
-            "reasons": [",".join(c) for c in codes], "message": [message_for(c) for c in codes],
-            "record": [json.dumps(r, ensure_ascii=False) for r in record.to_dict(orient="records")],
-            "load_id": load_id,
-        }))
-    pending = claims[notes].copy()
-    pending["_record"] = [json.dumps(r, ensure_ascii=False) for r in
-                          chunk[notes].assign(pasient_id=pid[notes]).to_dict(orient="records")]
-    pending["_warnings"] = [[w for w, m in checked.warnings.items() if m[i]] for i in np.flatnonzero(notes)]
-    pending["_takster"] = [checked.takster[checked.takster["row"] == i][["takst", "antall"]] for i in np.flatnonzero(notes)]
-    return seen, pending
-
-
-def _claims_frame(chunk, checked, pid, delivery_id, row_number) -> pd.DataFrame:
-    t = checked.typed
-    return pd.DataFrame({
-        "regning_id": chunk["regning_id"], "delivery_id": delivery_id, "row_number": row_number,
-        "regningsnummer": pd.to_numeric(chunk["regningsnummer"], errors="coerce").astype("Int64"),
-        "pid": pid, "pasient_id_type": chunk["pasient_id_type"], "kjonn": chunk["kjonn"],
-        "fodselsaar": pd.Series(t["fodselsaar"]).astype("Int64"), "bostedskommune": chunk["bostedskommune"],
-        "praksis_id": chunk["praksis_id"], "praksistype": chunk["praksistype"], "tjeneste": chunk["tjeneste"],
-        "behandler_hpr": chunk["behandler_hpr"], "praksiskommune": chunk["praksiskommune"],
-        "tidspunkt": t["tidspunkt"], "behandlingsmaaned": t["behandlingsmaaned"],
-        "mottatt_dato": t["mottatt_dato"], "kreditering": t["kreditering"],
-        "kreditert_regning_id": chunk["kreditert_regning_id"].where(chunk["kreditert_regning_id"] != "", None),
-        "fritak_egenandel": (chunk["fritak_egenandel"] if "fritak_egenandel" in chunk.columns
-                             else pd.Series([""] * len(chunk))).replace("", None),
-        "egenandel": t["egenandel"], "refusjon": t["refusjon"], "is_contact": t["is_contact"],
-        "kontakttype": t["kontakttype"], "hoveddiagnose": t["hoveddiagnose"], "late": t["late"],
-        "credited": False, "suspected_double": False,
-    })
-
-
-def _stage_claims(conn, claims: pd.DataFrame, checked, load: np.ndarray, chunk, delivery_id, row_number,
-                  load_id: str) -> None:
-    if claims.empty:
-        return
-    bulk_insert(conn, "stage_kuhr_claims", claims.assign(load_id=load_id))
-    rows = np.flatnonzero(load)
-    takster = checked.takster[np.isin(checked.takster["row"].to_numpy(), rows)]
-    bulk_insert(conn, "stage_kuhr_claim_takster", pd.DataFrame({
-        "regning_id": chunk["regning_id"].to_numpy()[takster["row"].to_numpy()], "delivery_id": delivery_id,
-        "takst": takster["takst"].to_numpy(), "antall": takster["antall"].to_numpy(), "load_id": load_id}))
-    diag = checked.diagnoser[np.isin(checked.diagnoser["row"].to_numpy(dtype=np.int64), rows)]
-    if len(diag):
-        bulk_insert(conn, "stage_kuhr_claim_diagnoser", pd.DataFrame({
-            "regning_id": chunk["regning_id"].to_numpy()[diag["row"].to_numpy(dtype=np.int64)],
-            "delivery_id": delivery_id, "position": diag["position"].to_numpy(), "system": diag["system"].to_numpy(),
-            "kode": diag["kode"].to_numpy(), "load_id": load_id}))
-    frames = []
-    for reason, mask in checked.warnings.items():
-        hit = np.flatnonzero(mask & load)
-        if len(hit):
-            frames.append(pd.DataFrame({"delivery_id": delivery_id, "row_number": row_number[hit],
-                                        "regning_id": chunk["regning_id"].to_numpy()[hit], "reason": reason}))
-    if frames:
-        bulk_insert(conn, "stage_kuhr_warnings", pd.concat(frames, ignore_index=True).assign(load_id=load_id))
-
-
-def _load_credit_notes(conn, delivery_id: str, notes: pd.DataFrame, result: DeliveryResult) -> set[str]:
-    """Credit notes after every normal claim of the delivery is in: their originals may come later in the file."""
+def _load_credit_notes(conn, delivery_id: str, notes: pd.DataFrame, takster: pd.DataFrame, warnings: pd.DataFrame,
+                       result: DeliveryResult) -> set[str]:
+    """Credit notes after every normal claim of the delivery is in: their originals may come later in the file.
+    A note whose original was never loaded, or was credited already, is rejected."""
     if notes.empty:
         return set()
-    resent = notes["regning_id"].isin(_existing(conn, "regning_id", notes["regning_id"])).to_numpy()
-    if resent.any():  # published by a concurrent run after this delivery looked for resends
-        result.rows_duplicate += int(resent.sum())
-        notes = notes[~resent].reset_index(drop=True)
-        if notes.empty:
-            return set()
     originals = notes["kreditert_regning_id"].astype(str)
     normal = _existing(conn, "regning_id", originals, "WHERE NOT c.kreditering")
     credited_before = _existing(conn, "kreditert_regning_id", originals, "WHERE c.kreditering")
     orphan = ~originals.isin(normal).to_numpy()
     duplicate = originals.isin(credited_before).to_numpy() | originals.duplicated().to_numpy()
     bad = orphan | duplicate
-    good = notes[~bad].drop(columns=["_record", "_warnings", "_takster"])
-    if len(good):
-        bulk_insert(conn, "kuhr_claims", good)
-        takster = [t.assign(regning_id=r, delivery_id=delivery_id)
-                   for t, r in zip(notes["_takster"][~bad], notes["regning_id"][~bad])]
-        bulk_insert(conn, "kuhr_claim_takster", pd.concat(takster, ignore_index=True)[
-            ["regning_id", "delivery_id", "takst", "antall"]])
-        warn = [(rn, rid, w) for rn, rid, ws in zip(notes["row_number"][~bad], notes["regning_id"][~bad],
-                                                    notes["_warnings"][~bad]) for w in ws]
-        if warn:
-            bulk_insert(conn, "kuhr_warnings", pd.DataFrame(warn, columns=["row_number", "regning_id", "reason"]).assign(
-                delivery_id=delivery_id))
+    good_rows = set(notes["row_number"][~bad])
+    if good_rows:
+        bulk_insert(conn, "kuhr_claims", notes[~bad].drop(columns=["record"]))
+        bulk_insert(conn, "kuhr_claim_takster", takster[takster["row_number"].isin(good_rows)].drop(columns=["row_number"]))
+        bulk_insert(conn, "kuhr_warnings", warnings[warnings["row_number"].isin(good_rows)])
     if bad.any():
         codes = [["orphan_credit"] if o else ["duplicate_credit"] for o in orphan[bad]]
         bulk_insert(conn, "kuhr_rejected_rows", pd.DataFrame({
             "delivery_id": delivery_id, "row_number": notes["row_number"][bad].to_numpy(),
             "reasons": [c[0] for c in codes], "message": [message_for(c) for c in codes],
-            "record": notes["_record"][bad].to_numpy()}))
+            "record": notes["record"][bad].to_numpy()}))
         for c in codes:
             result.reasons[c[0]] = result.reasons.get(c[0], 0) + 1
     result.rows_loaded += int((~bad).sum())

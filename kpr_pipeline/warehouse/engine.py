@@ -198,40 +198,54 @@ def fill_lookup(conn: Connection, values) -> None:
     bulk_insert(conn, LOOKUP_TABLE, pd.DataFrame({"v": pd.unique(pd.Series(list(values), dtype="object").astype(str))}))
 
 
-def bulk_insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
-    """Append ``frame`` to ``table`` inside the caller's transaction, the fast way for each engine.
+def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa.RecordBatchReader) -> int:
+    """Append ``data`` to ``table`` inside the caller's transaction, the fast way for each engine.
 
-    DuckDB reads the DataFrame through Arrow in one ``INSERT ... SELECT``; PostgreSQL takes it
-    through ``COPY ... FROM STDIN`` as CSV. Columns are matched by name.
+    DuckDB reads the DataFrame or Arrow data in one ``INSERT ... SELECT``; PostgreSQL takes it
+    through ``COPY ... FROM STDIN`` as CSV, one batch at a time. Columns are matched by name.
     """
-    if frame.empty:
-        return 0
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    if isinstance(data, pd.DataFrame):
+        if data.empty:
+            return 0
+        names = [str(c) for c in data.columns]
+    else:
+        names = data.schema.names
+    columns = ", ".join(f'"{c}"' for c in names)
     dialect = conn.dialect.name
     if dialect == "duckdb":
         raw = conn.connection.driver_connection
-        view = f"_kpr_bulk_{id(frame)}"
-        raw.register(view, frame)
+        view = f"_kpr_bulk_{id(data)}"
+        raw.register(view, data)
         try:
             raw.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{view}"')
+            return raw.fetchone()[0]
         finally:
             raw.unregister(view)
-    elif dialect == "postgresql":
-        # Arrow writes the CSV (several times faster than pandas); every value is quoted, so an empty
-        # string stays an empty string and only a missing value (an empty unquoted field) is NULL.
-        buffer = io.BytesIO()
-        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
-                        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
-        buffer.seek(0)
-        cursor = conn.connection.driver_connection.cursor()
-        try:
+    if dialect != "postgresql":  # pragma: no cover - only the two engines are supported
+        raise WarehouseError(f"KPR_WAREHOUSE_URL uses an unsupported engine {dialect!r}.")
+    if isinstance(data, pd.DataFrame):
+        batches = [pa.Table.from_pandas(data, preserve_index=False)]
+    elif isinstance(data, pa.Table):
+        batches = [data]
+    else:
+        batches = data
+    rows = 0
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            # Arrow writes the CSV (several times faster than pandas); every value is quoted, so an empty
+            # string stays an empty string and only a missing value (an empty unquoted field) is NULL.
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+            buffer.seek(0)
             with driver_call(conn):
                 cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
-        finally:
-            cursor.close()
-    else:  # pragma: no cover - only the two engines are supported
-        raise WarehouseError(f"KPR_WAREHOUSE_URL uses an unsupported engine {dialect!r}.")
-    return len(frame)
+            rows += batch.num_rows
+    finally:
+        cursor.close()
+    return rows
 
 
 _TABLE_COLUMNS: dict[tuple[str, str], list[str]] = {}

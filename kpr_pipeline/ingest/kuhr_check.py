@@ -1,0 +1,297 @@
+"""One KPR-KUHR delivery checked inside a private, in-memory DuckDB: read, rules, pseudonyms.
+
+The data file is read once. Its rows go through ``rows_select`` into ``delivery_rows``, which keeps the
+pid and the identifier's outcome but never the identifier itself, so nothing DuckDB holds or spills
+to its temporary directory carries one. The rest of the rules run on that table; the results leave
+as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes them in one
+transaction). Both warehouses use this same path.
+
+DuckDB's CSV reader is the fast path. A file it refuses is read again by the pandas reader of
+``csv_files``, which names the fault (``compression_error``, ``csv_malformed``, ...) or, for a file
+that is merely unusual (a 10 MB field), hands over its rows in chunks to the same SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from kpr_pipeline.domain import reference
+from kpr_pipeline.domain.kuhr import format as fmt
+from kpr_pipeline.domain.kuhr import rules
+from kpr_pipeline.domain.kuhr.rules import q
+from kpr_pipeline.ingest import csv_files
+from kpr_pipeline.ingest.landing_zone import FileFault
+
+#: The checking DuckDB's own memory; beyond it, it spills to a private temporary directory.
+MEMORY_LIMIT = "512MB"
+BATCH_ROWS = 200_000
+#: Temporary directories are named by the process, so that one left by a killed process can be removed.
+SPILL_PREFIX = "kpr-kuhr-check-"
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one streaming pass over the data file learns before it is parsed."""
+
+    sha256: str
+    fault: FileFault | None  # a gzip stream that is undecodable, truncated or a bomb
+    nul_bytes: bool  # the file holds NUL bytes (binary data in a text file)
+
+
+def inspect_file(data_path: Path) -> FileFacts:
+    """SHA-256 of the file as delivered and, for gzip, whether it decompresses whole within
+    ``csv_files.MAX_EXPANDED_BYTES``, in one pass (the checksum is compared first, so it is always whole)."""
+    digest = hashlib.sha256()
+    inflate = zlib.decompressobj(wbits=47) if data_path.name.endswith(".gz") else None
+    expanded, fault, nul = 0, None, False
+    with open(data_path, "rb") as raw:
+        while block := raw.read(1 << 20):
+            digest.update(block)
+            if inflate is None:
+                nul = nul or b"\0" in block
+                continue
+            if fault:
+                continue
+            try:
+                while block and not fault:
+                    text = inflate.decompress(block, 1 << 24)
+                    expanded += len(text)
+                    nul = nul or b"\0" in text
+                    block = inflate.unconsumed_tail
+                    if inflate.eof and inflate.unused_data:  # a further gzip member follows
+                        block = inflate.unused_data + block
+                        inflate = zlib.decompressobj(wbits=47)
+                    if expanded > csv_files.MAX_EXPANDED_BYTES:
+                        fault = FileFault("file_too_large")
+            except zlib.error:
+                fault = FileFault("compression_error", "undecodable gzip data")
+    if inflate is not None and not fault and not inflate.eof:
+        fault = FileFault("compression_error", "the gzip stream is truncated")
+    return FileFacts(digest.hexdigest(), fault, nul)
+
+
+@lru_cache(maxsize=1)
+def _reference_frames() -> dict[str, pd.DataFrame]:
+    m = reference.municipalities()
+    t = reference.takster()
+    return {
+        "ref_municipality": pd.DataFrame({"code": m["code"].astype(str), "valid_from": m["valid_from"].astype(int),
+                                          "valid_to": m["valid_to"].fillna(9999).astype(int)}),
+        "ref_tariff": pd.DataFrame({
+            "tjeneste": t["tjeneste"].astype(str), "takst": t["takst"].astype(str), "kontakt": t["kontakt"].astype(bool),
+            "kontakttype": t["kontakttype"].astype(object).where(t["kontakttype"].notna(), None),
+            "rang": t["rang"].astype("float"),
+            "typisk": t["egenandel_typisk"].astype(float) + t["refusjon_typisk"].astype(float)}),
+        "ref_praksistype": pd.DataFrame([(s, p) for s, types in fmt.PRAKSISTYPER.items() for p in sorted(types)],
+                                        columns=["tjeneste", "praksistype"]),
+    }
+
+
+def remove_orphaned_spill() -> None:
+    """Remove the temporary directories of checking processes that no longer run (killed mid-load)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*-*"):
+        try:
+            os.kill(int(path.name[len(SPILL_PREFIX):].split("-")[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
+def _hmac_pads(key: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer key pads (RFC 2104), so that DuckDB's ``sha256`` computes the pid."""
+    k = key.encode("utf-8")
+    if len(k) > 64:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+class DeliveryCheck:
+    """The checked rows of one delivery, held by a private DuckDB until ``close``."""
+
+    def __init__(self, key: str, production: bool, delivery_date: str):
+        remove_orphaned_spill()
+        self._tmp = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._tmp,
+                                          "preserve_insertion_order": True})
+        self._run("SET enable_progress_bar = false")
+        self.production = production
+        self.delivery_date = delivery_date
+        for name, frame in _reference_frames().items():
+            self.con.register(f"_{name}", frame)
+            self._run(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}")
+            self.con.unregister(f"_{name}")
+        ipad, opad = _hmac_pads(key)
+        self._run("SET VARIABLE kpr_ipad = $1", [ipad])
+        self._run("SET VARIABLE kpr_opad = $1", [opad])
+        self._run(
+            "CREATE TEMP MACRO kpr_hmac(m) AS sha256(getvariable('kpr_opad') || unhex(sha256("
+            "getvariable('kpr_ipad') || encode(regexp_replace(m, '[^\\x00-\\x7F]', '?', 'g')))))")
+        self.columns: list[str] = []
+
+    def _run(self, sql: str, params=None) -> list[tuple]:
+        """Run one statement to its end (DuckDB keeps a result pending until it is fetched)."""
+        return self.con.execute(sql, params).fetchall() if params is not None else self.con.execute(sql).fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> DeliveryCheck:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------------
+    def read(self, data_path: Path, nul_bytes: bool = True) -> int:
+        """Read and pseudonymise every data row into ``delivery_rows``; return the number of rows."""
+        source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
+                  "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
+        try:
+            columns = [r[0] for r in self._run(f"DESCRIBE SELECT * FROM {source}")]
+            self._require(columns)
+            self._run(f"CREATE TEMP TABLE delivery_rows AS {rules.rows_select(columns, source, self.production, nul_bytes)}")
+        except duckdb.Error:
+            self._run("DROP TABLE IF EXISTS delivery_rows")
+            self._read_with_pandas(data_path)
+        self._derive()
+        return self._run("SELECT COUNT(*) FROM delivery_rows")[0][0]
+
+    def _require(self, columns: list[str]) -> None:
+        missing = [c for c in fmt.REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise FileFault("missing_required_column", f"missing columns: {', '.join(missing)}")
+        self.columns = columns
+
+    def _read_with_pandas(self, data_path: Path) -> None:
+        """The slow path: the pandas reader raises the file's fault, or yields its rows in chunks."""
+        for chunk in csv_files.read_chunks(data_path, fmt.REQUIRED_COLUMNS, replace_nul=False):
+            chunk = chunk.astype(object).where(chunk.notna(), None)
+            first = not self.columns
+            if first:
+                self._require([str(c) for c in chunk.columns])
+            select = rules.rows_select(self.columns, "chunk", self.production, True)
+            self.con.register("chunk", chunk)
+            try:
+                self._run(f"CREATE TEMP TABLE delivery_rows AS {select}" if first else f"INSERT INTO delivery_rows {select}")
+            finally:
+                self.con.unregister("chunk")
+
+    def _derive(self) -> None:
+        self._run(f"CREATE TEMP TABLE takst_items AS {rules.takst_items_select()}")
+        self._run(f"CREATE TEMP TABLE takst_rows AS {rules.TAKST_ROWS}")
+        self._run(f"CREATE TEMP TABLE diagnosis_rows AS {rules.diagnosis_items_select()}")
+        self._run(f"CREATE TEMP TABLE checked AS {rules.checked_select(self.delivery_date)}")
+        # A regning_id seen earlier in the file (among rows that pass the rules) is a duplicate.
+        self._run("""
+CREATE TEMP TABLE candidates AS
+SELECT k.row_number, r.regning_id, r.kreditering = '1' AS is_credit,
+       k.row_number = min(k.row_number) OVER (PARTITION BY r.regning_id) AS first_in_file
+FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number WHERE k.reasons = ''""")
+        self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
+
+    # --- results ---------------------------------------------------------------------------------
+    def reason_counts(self) -> dict[str, int]:
+        sums = ", ".join(f"count(*) FILTER (WHERE {q('r_' + code)})" for code, _ in rules.RULES)
+        row = self._run(f"SELECT {sums} FROM checked")[0]
+        return {code: int(n) for (code, _), n in zip(rules.RULES, row) if n}
+
+    def counts(self) -> tuple[int, int]:
+        """(rejected rows, rows repeating a regning_id earlier in the file)."""
+        rejected = self._run("SELECT COUNT(*) FROM checked WHERE reasons <> ''")[0][0]
+        repeated = self._run("SELECT COUNT(*) FROM candidates WHERE NOT first_in_file")[0][0]
+        return rejected, repeated
+
+    def candidate_ids(self) -> pa.Table:
+        """The regning_ids this delivery would load (normal claims and credit notes), for the resend check."""
+        return self.con.sql("SELECT regning_id AS v FROM candidates WHERE first_in_file").to_arrow_table()
+
+    def set_resent(self, ids: list[str]) -> None:
+        """Regning_ids already in the warehouse: their rows are resends, counted as duplicates."""
+        self._run("DELETE FROM resent")
+        if ids:
+            self.con.register("_resent", pa.table({"regning_id": pa.array(ids, pa.string())}))
+            try:
+                self._run("INSERT INTO resent SELECT regning_id FROM _resent")
+            finally:
+                self.con.unregister("_resent")
+
+    def _loaded(self, credit: bool) -> str:
+        return (f"(SELECT row_number FROM candidates WHERE first_in_file AND {'' if credit else 'NOT '}is_credit "
+                "AND regning_id NOT IN (SELECT regning_id FROM resent))")
+
+    def _claims_sql(self, delivery_id: str, credit: bool) -> str:
+        return f"""
+SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, k.row_number,
+       try_cast(r.regningsnummer AS BIGINT) AS regningsnummer, r.kpr_pid AS pid, r.pasient_id_type, r.kjonn,
+       k.fodselsaar, r.bostedskommune, r.praksis_id, r.praksistype, r.tjeneste, r.behandler_hpr, r.praksiskommune,
+       k.tidspunkt, k.behandlingsmaaned, k.mottatt_day AS mottatt_dato, r.kreditering = '1' AS kreditering,
+       nullif(r.kreditert_regning_id, '') AS kreditert_regning_id, nullif(r.fritak_egenandel, '') AS fritak_egenandel,
+       k.egenandel_num AS egenandel, k.refusjon_num AS refusjon, k.is_contact, k.kontakttype, k.hoveddiagnose,
+       k.late, FALSE AS credited, FALSE AS suspected_double
+FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number
+WHERE k.row_number IN {self._loaded(credit)} ORDER BY k.row_number"""
+
+    def _reader(self, sql: str) -> pa.RecordBatchReader:
+        return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+
+    def claims(self, delivery_id: str) -> pa.RecordBatchReader:
+        return self._reader(self._claims_sql(delivery_id, credit=False))
+
+    def takster(self, delivery_id: str) -> pa.RecordBatchReader:
+        return self._reader(f"""
+SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, i.takst, i.antall
+FROM takst_items i JOIN delivery_rows r ON r.rowid + 1 = i.row_number
+WHERE i.row_number IN {self._loaded(credit=False)}""")
+
+    def diagnoser(self, delivery_id: str) -> pa.RecordBatchReader:
+        return self._reader(f"""
+SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, d.position, d.system, d.kode
+FROM diagnosis_rows d JOIN delivery_rows r ON r.rowid + 1 = d.row_number
+WHERE d.row_number IN {self._loaded(credit=False)}""")
+
+    def _warnings_sql(self, delivery_id: str, rows: str) -> str:
+        parts = [f"SELECT {rules.lit(delivery_id)} AS delivery_id, k.row_number, r.regning_id, '{code}' AS reason "
+                 f"FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number "
+                 f"WHERE {q('w_' + code)} AND k.row_number IN {rows}" for code, _ in rules.WARNINGS]
+        return " UNION ALL ".join(parts)
+
+    def warnings(self, delivery_id: str) -> pa.RecordBatchReader:
+        return self._reader(self._warnings_sql(delivery_id, self._loaded(credit=False)))
+
+    def _record(self) -> str:
+        """The row as JSON in the file's column order, ``pasient_id`` replaced by its pid."""
+        pairs = ", ".join(f"{rules.lit(c)}, r.{'kpr_pid' if c == 'pasient_id' else q(c)}" for c in self.columns)
+        return f"CAST(json_object({pairs}) AS VARCHAR)"
+
+    def rejected_rows(self, delivery_id: str) -> pa.RecordBatchReader:
+        return self._reader(f"""
+SELECT {rules.lit(delivery_id)} AS delivery_id, k.row_number, k.reasons, k.message, {self._record()} AS record
+FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number WHERE k.reasons <> '' ORDER BY k.row_number""")
+
+    def credit_notes(self, delivery_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The credit notes to load (claim columns plus ``record``), their takster and their warnings: few rows,
+        checked against the warehouse after every normal claim of the delivery is in."""
+        rows = self._loaded(credit=True)
+        notes = self.con.sql(f"""
+SELECT c.*, {self._record()} AS record FROM ({self._claims_sql(delivery_id, credit=True)}) c
+JOIN delivery_rows r ON r.rowid + 1 = c.row_number ORDER BY c.row_number""").df()
+        takster = self.con.sql(f"""
+SELECT i.row_number, r.regning_id, {rules.lit(delivery_id)} AS delivery_id, i.takst, i.antall
+FROM takst_items i JOIN delivery_rows r ON r.rowid + 1 = i.row_number WHERE i.row_number IN {rows}""").df()
+        warnings = self.con.sql(self._warnings_sql(delivery_id, rows)).df()
+        return notes, takster, warnings
+
