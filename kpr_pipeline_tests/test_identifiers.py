@@ -89,3 +89,40 @@ def test_century_rules():
     assert list(check.birth_year) == list(cases.values())
     no_century = _valid("010150", 750)  # 750-899 with year >= 40: no century
     assert ids.check_identifiers([no_century]).status[0] == ids.BAD_BIRTH_DATE
+
+
+def _sql_check(numbers: list[str], declared: list[str], event_days: list, production: bool) -> pd.DataFrame:
+    """The SQL form of the check (what KPR-KUHR deliveries run in DuckDB) on the same inputs."""
+    import duckdb
+
+    con = duckdb.connect()
+    frame = pd.DataFrame({"kpr_ident": numbers, "kpr_declared": declared,
+                          "kpr_event_day": pd.to_datetime(pd.Series(event_days)).dt.date})
+    con.register("cases", frame)
+    out = con.execute(f"SELECT kpr_id_status, kpr_birth_year FROM ({ids.sql_outcome('cases', production)})").df()
+    con.close()
+    return out
+
+
+def test_sql_form_agrees_with_stdnum_and_with_the_numpy_form_on_every_case():
+    rng = np.random.default_rng(3)
+    numbers = _random_numbers(30_000, seed=3) + ["", "1234567890", "123456789012", "0101901234x", "٠١٠١٩٠١٢٣٤٥",
+                                                  "０１０１９０１２３４５", " 01019012345"]
+    declared = list(rng.choice(["FNR", "DNR", "HNR", "", "XYZ"], size=len(numbers), p=[0.7, 0.1, 0.1, 0.05, 0.05]))
+    event_days = [None if rng.random() < 0.1 else dt.date(1900, 1, 1) + dt.timedelta(days=int(rng.integers(0, 50_000)))
+                  for _ in numbers]
+    for production in (False, True):
+        numpy_form = ids.check_identifiers(numbers, declared, np.array(event_days, dtype="datetime64[D]"), production)
+        sql_form = _sql_check(numbers, declared, event_days, production)
+        np.testing.assert_array_equal(sql_form["kpr_id_status"].to_numpy(dtype=object), numpy_form.status)
+        np.testing.assert_array_equal(sql_form["kpr_birth_year"].to_numpy(), numpy_form.birth_year)
+    # and directly against stdnum (which refuses birth dates after today), on the real-form cases, each
+    # declared with its own form
+    sql_form = _sql_check(numbers, list(ids.check_identifiers(numbers).kind), [dt.date.today()] * len(numbers), False)
+    real_form = ~ids.check_identifiers(numbers).test_identity
+    expected = np.array([fodselsnummer.is_valid(n) for n in numbers])
+    assert real_form.sum() > 15_000 and expected[real_form].sum() > 2_000
+    np.testing.assert_array_equal((sql_form["kpr_id_status"] == ids.OK).to_numpy()[real_form], expected[real_form])
+    statuses = set(sql_form["kpr_id_status"]) | set(_sql_check(numbers, declared, event_days, True)["kpr_id_status"])
+    assert statuses >= {ids.OK, ids.MALFORMED, ids.BAD_CHECK_DIGITS, ids.BAD_BIRTH_DATE, ids.BORN_AFTER_EVENT,
+                        ids.TYPE_MISMATCH, ids.TEST_IDENTITY_IN_PRODUCTION}

@@ -1,6 +1,8 @@
 import hashlib
 import hmac
 
+import pandas as pd
+
 from kpr_pipeline.domain.pseudonyms import is_pseudonym, pseudonym, pseudonymise
 
 
@@ -25,3 +27,15 @@ def test_known_vector_is_stable():
     assert pseudonym("01819012345", "iplos-synthetic-test-key-0001") == (
         "2bd25119a688e4ef33f0a8b2774c9aff8972bc54a01b337012ee9374d787a03c"
     )
+
+
+def test_the_pid_computed_inside_duckdb_equals_the_python_hmac():
+    """KPR-KUHR deliveries are pseudonymised by DuckDB (kuhr_check); it must give the very same pid."""
+    from kpr_pipeline.ingest.kuhr_check import DeliveryCheck
+
+    values = ["01019012345", "", "0101901234x", "gød-0001", "０１０１９０１２３４５", "a" * 200]
+    for key in ("k", "test-key", "x" * 64, "y" * 65 + "æøå"):
+        with DeliveryCheck(key, False, "2017-03-01") as check:
+            check.con.register("ids", pd.DataFrame({"v": values}))
+            got = [r[0] for r in check.con.execute("SELECT kpr_hmac(v) FROM ids").fetchall()]
+        assert got == list(pseudonymise(pd.Series(values), key))

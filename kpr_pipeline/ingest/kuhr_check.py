@@ -1,9 +1,8 @@
 """One KPR-KUHR delivery checked inside a private, in-memory DuckDB: read, rules, pseudonyms.
 
-The data file is read once. Its rows go through ``rows_select`` into ``delivery_rows``, which keeps the
-pid and the identifier's outcome but never the identifier itself, so nothing DuckDB holds or spills
-to its temporary directory carries one. The rest of the rules run on that table; the results leave
-as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes them in one
+The data file is read once, in one pass through ``rules.checked_select`` into the table ``checked``,
+which keeps the pid and the rules' outcomes but never the identifier itself, so nothing DuckDB holds
+or spills to its temporary directory carries one. The results leave as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes them in one
 transaction). Both warehouses use this same path.
 
 DuckDB's CSV reader is the fast path. A file it refuses is read again by the pandas reader of
@@ -36,6 +35,8 @@ from kpr_pipeline.ingest.landing_zone import FileFault
 #: The checking DuckDB's own memory; beyond it, it spills to a private temporary directory.
 MEMORY_LIMIT = "512MB"
 BATCH_ROWS = 200_000
+_TAKST = "split_part(i, ':', 1) AS takst, CAST(split_part(i, ':', 2) AS BIGINT) AS antall"
+_DIAGNOSIS = "position, split_part(i, ':', 1) AS system, split_part(i, ':', 2) AS kode"
 #: Temporary directories are named by the process, so that one left by a killed process can be removed.
 SPILL_PREFIX = "kpr-kuhr-check-"
 
@@ -93,8 +94,6 @@ def _reference_frames() -> dict[str, pd.DataFrame]:
             "kontakttype": t["kontakttype"].astype(object).where(t["kontakttype"].notna(), None),
             "rang": t["rang"].astype("float"),
             "typisk": t["egenandel_typisk"].astype(float) + t["refusjon_typisk"].astype(float)}),
-        "ref_praksistype": pd.DataFrame([(s, p) for s, types in fmt.PRAKSISTYPER.items() for p in sorted(types)],
-                                        columns=["tjeneste", "praksistype"]),
     }
 
 
@@ -130,9 +129,13 @@ class DeliveryCheck:
         self.production = production
         self.delivery_date = delivery_date
         for name, frame in _reference_frames().items():
-            self.con.register(f"_{name}", frame)
-            self._run(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}")
-            self.con.unregister(f"_{name}")
+            self.con.register(name, frame)
+        self._run("SET VARIABLE kpr_municipality = (SELECT map_from_entries(list({'key': code, 'value': "
+                  "{'valid_from': valid_from, 'valid_to': valid_to}})) FROM ref_municipality)")
+        self._run("SET VARIABLE kpr_tariff = (SELECT map_from_entries(list({'key': tjeneste || '|' || takst, 'value': "
+                  "{'kontakt': kontakt, 'rang': rang, 'kontakttype': kontakttype, 'typisk': typisk}})) FROM ref_tariff)")
+        for name in _reference_frames():
+            self.con.unregister(name)
         ipad, opad = _hmac_pads(key)
         self._run("SET VARIABLE kpr_ipad = $1", [ipad])
         self._run("SET VARIABLE kpr_opad = $1", [opad])
@@ -157,18 +160,22 @@ class DeliveryCheck:
 
     # --- reading ---------------------------------------------------------------------------------
     def read(self, data_path: Path, nul_bytes: bool = True) -> int:
-        """Read and pseudonymise every data row into ``delivery_rows``; return the number of rows."""
+        """Read, check and pseudonymise every data row into ``checked``; return the number of rows."""
         source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
                   "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
         try:
             columns = [r[0] for r in self._run(f"DESCRIBE SELECT * FROM {source}")]
             self._require(columns)
-            self._run(f"CREATE TEMP TABLE delivery_rows AS {rules.rows_select(columns, source, self.production, nul_bytes)}")
+            self._run(f"CREATE TEMP TABLE checked AS {self._select(source, nul_bytes)}")
         except duckdb.Error:
-            self._run("DROP TABLE IF EXISTS delivery_rows")
+            self._run("DROP TABLE IF EXISTS checked")
             self._read_with_pandas(data_path)
-        self._derive()
-        return self._run("SELECT COUNT(*) FROM delivery_rows")[0][0]
+        self._run(f"CREATE TEMP TABLE repeats AS {rules.REPEATS}")
+        self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
+        return self._run("SELECT COUNT(*) FROM checked")[0][0]
+
+    def _select(self, source: str, nul_bytes: bool) -> str:
+        return rules.checked_select(self.columns, source, self.production, nul_bytes, self.delivery_date)
 
     def _require(self, columns: list[str]) -> None:
         missing = [c for c in fmt.REQUIRED_COLUMNS if c not in columns]
@@ -177,47 +184,34 @@ class DeliveryCheck:
         self.columns = columns
 
     def _read_with_pandas(self, data_path: Path) -> None:
-        """The slow path: the pandas reader raises the file's fault, or yields its rows in chunks."""
+        """The slow path: the pandas reader raises the file's fault, or yields its rows in chunks, in order."""
         for chunk in csv_files.read_chunks(data_path, fmt.REQUIRED_COLUMNS, replace_nul=False):
             chunk = chunk.astype(object).where(chunk.notna(), None)
             first = not self.columns
             if first:
                 self._require([str(c) for c in chunk.columns])
-            select = rules.rows_select(self.columns, "chunk", self.production, True)
             self.con.register("chunk", chunk)
             try:
-                self._run(f"CREATE TEMP TABLE delivery_rows AS {select}" if first else f"INSERT INTO delivery_rows {select}")
+                select = self._select("chunk", True)
+                self._run(f"CREATE TEMP TABLE checked AS {select}" if first else f"INSERT INTO checked {select}")
             finally:
                 self.con.unregister("chunk")
 
-    def _derive(self) -> None:
-        self._run(f"CREATE TEMP TABLE takst_items AS {rules.takst_items_select()}")
-        self._run(f"CREATE TEMP TABLE takst_rows AS {rules.TAKST_ROWS}")
-        self._run(f"CREATE TEMP TABLE diagnosis_rows AS {rules.diagnosis_items_select()}")
-        self._run(f"CREATE TEMP TABLE checked AS {rules.checked_select(self.delivery_date)}")
-        # A regning_id seen earlier in the file (among rows that pass the rules) is a duplicate.
-        self._run("""
-CREATE TEMP TABLE candidates AS
-SELECT k.row_number, r.regning_id, r.kreditering = '1' AS is_credit,
-       k.row_number = min(k.row_number) OVER (PARTITION BY r.regning_id) AS first_in_file
-FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number WHERE k.reasons = ''""")
-        self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
-
     # --- results ---------------------------------------------------------------------------------
     def reason_counts(self) -> dict[str, int]:
-        sums = ", ".join(f"count(*) FILTER (WHERE {q('r_' + code)})" for code, _ in rules.RULES)
+        sums = ", ".join(f"count(*) FILTER (WHERE {rules.has_reason(code)})" for code, _ in rules.RULES)
         row = self._run(f"SELECT {sums} FROM checked")[0]
         return {code: int(n) for (code, _), n in zip(rules.RULES, row) if n}
 
     def counts(self) -> tuple[int, int]:
         """(rejected rows, rows repeating a regning_id earlier in the file)."""
-        rejected = self._run("SELECT COUNT(*) FROM checked WHERE reasons <> ''")[0][0]
-        repeated = self._run("SELECT COUNT(*) FROM candidates WHERE NOT first_in_file")[0][0]
-        return rejected, repeated
+        rejected = self._run("SELECT count(*) FILTER (WHERE reason_bits <> 0) FROM checked")[0][0]
+        return rejected, self._run("SELECT count(*) FROM repeats")[0][0]
 
     def candidate_ids(self) -> pa.Table:
         """The regning_ids this delivery would load (normal claims and credit notes), for the resend check."""
-        return self.con.sql("SELECT regning_id AS v FROM candidates WHERE first_in_file").to_arrow_table()
+        return self.con.sql("SELECT regning_id AS v FROM checked WHERE reason_bits = 0 "
+                            "AND rowid NOT IN (SELECT row_id FROM repeats)").to_arrow_table()
 
     def set_resent(self, ids: list[str]) -> None:
         """Regning_ids already in the warehouse: their rows are resends, counted as duplicates."""
@@ -229,69 +223,68 @@ FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number WHERE k.reason
             finally:
                 self.con.unregister("_resent")
 
-    def _loaded(self, credit: bool) -> str:
-        return (f"(SELECT row_number FROM candidates WHERE first_in_file AND {'' if credit else 'NOT '}is_credit "
-                "AND regning_id NOT IN (SELECT regning_id FROM resent))")
+    @staticmethod
+    def _loaded(credit: bool) -> str:
+        """The condition on ``checked`` for a row that is loaded: a normal claim, or a credit note to check."""
+        return (f"reason_bits = 0 AND kreditering = '{1 if credit else 0}' "
+                "AND rowid NOT IN (SELECT row_id FROM repeats) "
+                "AND regning_id NOT IN (SELECT regning_id FROM resent)")
 
     def _claims_sql(self, delivery_id: str, credit: bool) -> str:
         return f"""
-SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, k.row_number,
-       try_cast(r.regningsnummer AS BIGINT) AS regningsnummer, r.kpr_pid AS pid, r.pasient_id_type, r.kjonn,
-       k.fodselsaar, r.bostedskommune, r.praksis_id, r.praksistype, r.tjeneste, r.behandler_hpr, r.praksiskommune,
-       k.tidspunkt, k.behandlingsmaaned, k.mottatt_day AS mottatt_dato, r.kreditering = '1' AS kreditering,
-       nullif(r.kreditert_regning_id, '') AS kreditert_regning_id, nullif(r.fritak_egenandel, '') AS fritak_egenandel,
-       k.egenandel_num AS egenandel, k.refusjon_num AS refusjon, k.is_contact, k.kontakttype, k.hoveddiagnose,
-       k.late, FALSE AS credited, FALSE AS suspected_double
-FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number
-WHERE k.row_number IN {self._loaded(credit)} ORDER BY k.row_number"""
+SELECT regning_id, {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number,
+       try_cast(regningsnummer AS BIGINT) AS regningsnummer, kpr_pid AS pid, pasient_id_type, kjonn,
+       fodselsaar_num AS fodselsaar, bostedskommune, praksis_id, praksistype, tjeneste, behandler_hpr, praksiskommune,
+       kpr_ts AS tidspunkt, behandlingsmaaned, mottatt_day AS mottatt_dato, kreditering = '1' AS kreditering,
+       nullif(kreditert_regning_id, '') AS kreditert_regning_id, nullif(fritak_egenandel, '') AS fritak_egenandel,
+       egenandel_num AS egenandel, refusjon_num AS refusjon, is_contact, kontakttype, hoveddiagnose,
+       late, FALSE AS credited, FALSE AS suspected_double{', ' + self._record() + ' AS record' if credit else ''}
+FROM checked WHERE {self._loaded(credit)}"""
 
     def _reader(self, sql: str) -> pa.RecordBatchReader:
         return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+
+    def _items_sql(self, delivery_id: str, column: str, item: str, credit: bool) -> str:
+        """One row per item of the ``column`` list (``a:b|c:d``) of the loaded rows, with its position."""
+        return f"""
+SELECT {'row_number, ' if credit else ''}regning_id, {rules.lit(delivery_id)} AS delivery_id, {item}
+FROM (SELECT rowid + 1 AS row_number, regning_id, unnest(string_split({column}, '|')) AS i,
+             generate_subscripts(string_split({column}, '|'), 1) AS position
+      FROM checked WHERE {column} <> '' AND {self._loaded(credit)})"""
 
     def claims(self, delivery_id: str) -> pa.RecordBatchReader:
         return self._reader(self._claims_sql(delivery_id, credit=False))
 
     def takster(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(f"""
-SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, i.takst, i.antall
-FROM takst_items i JOIN delivery_rows r ON r.rowid + 1 = i.row_number
-WHERE i.row_number IN {self._loaded(credit=False)}""")
+        return self._reader(self._items_sql(delivery_id, "takster", _TAKST, credit=False))
 
     def diagnoser(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(f"""
-SELECT r.regning_id, {rules.lit(delivery_id)} AS delivery_id, d.position, d.system, d.kode
-FROM diagnosis_rows d JOIN delivery_rows r ON r.rowid + 1 = d.row_number
-WHERE d.row_number IN {self._loaded(credit=False)}""")
+        return self._reader(self._items_sql(delivery_id, "diagnoser", _DIAGNOSIS, credit=False))
 
-    def _warnings_sql(self, delivery_id: str, rows: str) -> str:
-        parts = [f"SELECT {rules.lit(delivery_id)} AS delivery_id, k.row_number, r.regning_id, '{code}' AS reason "
-                 f"FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number "
-                 f"WHERE {q('w_' + code)} AND k.row_number IN {rows}" for code, _ in rules.WARNINGS]
-        return " UNION ALL ".join(parts)
+    def _warnings_sql(self, delivery_id: str, credit: bool) -> str:
+        return " UNION ALL ".join(
+            f"SELECT {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number, regning_id, '{code}' AS reason "
+            f"FROM checked WHERE {rules.has_warning(code)} AND {self._loaded(credit)}" for code, _ in rules.WARNINGS)
 
     def warnings(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(self._warnings_sql(delivery_id, self._loaded(credit=False)))
+        return self._reader(self._warnings_sql(delivery_id, credit=False))
 
     def _record(self) -> str:
         """The row as JSON in the file's column order, ``pasient_id`` replaced by its pid."""
-        pairs = ", ".join(f"{rules.lit(c)}, r.{'kpr_pid' if c == 'pasient_id' else q(c)}" for c in self.columns)
+        pairs = ", ".join(f"{rules.lit(c)}, {'kpr_pid' if c == 'pasient_id' else q(rules.stored_name(c, self.columns))}"
+                          for c in self.columns)
         return f"CAST(json_object({pairs}) AS VARCHAR)"
 
     def rejected_rows(self, delivery_id: str) -> pa.RecordBatchReader:
         return self._reader(f"""
-SELECT {rules.lit(delivery_id)} AS delivery_id, k.row_number, k.reasons, k.message, {self._record()} AS record
-FROM checked k JOIN delivery_rows r ON r.rowid + 1 = k.row_number WHERE k.reasons <> '' ORDER BY k.row_number""")
+SELECT {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number, {rules.reasons_sql()} AS reasons,
+       {rules.message_sql()} AS message, {self._record()} AS record
+FROM checked WHERE reason_bits <> 0""")
 
     def credit_notes(self, delivery_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The credit notes to load (claim columns plus ``record``), their takster and their warnings: few rows,
         checked against the warehouse after every normal claim of the delivery is in."""
-        rows = self._loaded(credit=True)
-        notes = self.con.sql(f"""
-SELECT c.*, {self._record()} AS record FROM ({self._claims_sql(delivery_id, credit=True)}) c
-JOIN delivery_rows r ON r.rowid + 1 = c.row_number ORDER BY c.row_number""").df()
-        takster = self.con.sql(f"""
-SELECT i.row_number, r.regning_id, {rules.lit(delivery_id)} AS delivery_id, i.takst, i.antall
-FROM takst_items i JOIN delivery_rows r ON r.rowid + 1 = i.row_number WHERE i.row_number IN {rows}""").df()
-        warnings = self.con.sql(self._warnings_sql(delivery_id, rows)).df()
+        notes = self.con.sql(self._claims_sql(delivery_id, credit=True) + " ORDER BY row_number").df()
+        takster = self.con.sql(self._items_sql(delivery_id, "takster", _TAKST, credit=True)).df()
+        warnings = self.con.sql(self._warnings_sql(delivery_id, credit=True)).df()
         return notes, takster, warnings
-

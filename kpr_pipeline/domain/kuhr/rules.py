@@ -4,13 +4,13 @@ A national day is hundreds of thousands of rows and a backfill tens of millions,
 inside DuckDB (vectorised, on every core) instead of row by row in Python. This module only writes
 SQL text; ``kpr_pipeline/ingest/kuhr_check.py`` runs it. Each rule is one boolean expression named by
 its reason code (``kpr_pipeline/domain/reasons.py``); ``RULES`` keeps the order in which a row's
-reasons are listed. Cross-row semantics (resends, credits, suspected doubles) need the warehouse and
-live in ``kpr_pipeline/ingest/kuhr.py``.
+reasons are listed. Cross-row semantics (duplicates, resends, credits, suspected doubles) live in
+``kuhr_check.py`` and ``kpr_pipeline/ingest/kuhr.py``.
 
-The SQL reads three relations: ``delivery_rows`` (one per data row: the text columns, the identifier's
-outcome and its pid, never the identifier), ``takst_rows`` and ``diagnosis_rows`` (per row, from the
-exploded ``takster`` and ``diagnoser`` lists), plus the reference tables ``ref_municipality``,
-``ref_tariff`` and ``ref_praksistype``.
+``checked_select`` is one pass over the rows with no join, so that the table it fills keeps the file's
+order (its ``rowid`` + 1 is the row number). Reference data comes in as DuckDB variables holding
+maps: ``kpr_municipality`` (code to its validity years) and ``kpr_tariff`` (``tjeneste|takst`` to the
+tariff line); the identifier's pid comes from the macro ``kpr_hmac``.
 """
 
 from __future__ import annotations
@@ -43,55 +43,101 @@ def in_list(expr: str, values) -> str:
     return f"{expr} IN ({', '.join(lit(v) for v in sorted(values))})"
 
 
-def rows_select(columns: list[str], source: str, production: bool, nul_bytes: bool) -> str:
-    """The first pass over the file: text columns (empty for missing), the treatment time, and the identifier's
-    outcome and pid; the identifier itself is not selected. ``nul_bytes``: the file may hold NUL bytes, which
-    are replaced by U+FFFD and flag their row (a file without any skips that work)."""
-    text = {c: f"coalesce({q(c)}, '')" for c in columns}
+def stored_name(column: str, columns: list[str]) -> str:
+    """The name a header column has in the checking tables: its own for the format's columns; ``kpr_extra_<i>``
+    for a column the format does not know (so that no header can collide with a name the rules use)."""
+    return column if column in fmt.KNOWN_COLUMNS else f"kpr_extra_{columns.index(column)}"
+
+
+def _text_columns(columns: list[str], nul_bytes: bool) -> tuple[dict[str, str], str]:
+    """(stored name -> SQL text of the column, empty for missing; the NUL flag). With ``nul_bytes``, NUL bytes
+    are replaced by U+FFFD and flag their row; a file without any skips that work."""
+    text = {stored_name(c, columns): f"coalesce({q(c)}, '')" for c in columns}
     for c in fmt.KNOWN_COLUMNS:
         text.setdefault(c, "''")
+    if not nul_bytes:
+        return text, "FALSE"
+    has_nul = " OR ".join(f"contains({v}, chr(0))" for v in text.values())
+    return {c: f"replace({v}, chr(0), '\ufffd')" for c, v in text.items()}, has_nul
+
+
+_ALLOWED_PAIRS = sorted(f"{s}|{p}" for s, types in fmt.PRAKSISTYPER.items() for p in types)
+
+
+def checked_select(columns: list[str], source: str, production: bool, nul_bytes: bool, delivery_date: str) -> str:
+    """One row per data row of ``source`` (whose columns are the file's header ``columns``, as text): the text
+    columns (the identifier replaced by ``kpr_pid``), the typed columns of a claim, and the rules' outcomes as
+    bits (``reason_bits``: bit i for ``RULES[i]``, zero for a row that passes; ``warning_bits`` likewise).
+    ``delivery_date`` is an ISO date."""
+    text, has_nul = _text_columns(columns, nul_bytes)
     kept = [c for c in text if c != "pasient_id"]
-    if nul_bytes:
-        has_nul = " OR ".join(f"contains({text[c]}, chr(0))" for c in text)
-        text = {c: f"replace({v}, chr(0), '\ufffd')" for c, v in text.items()}
-    else:
-        has_nul = "FALSE"
     ts = f"CASE WHEN regexp_full_match({text['tidspunkt']}, {lit(fmt.ISO_DATETIME)}) " \
          f"THEN try_cast({text['tidspunkt']} AS TIMESTAMPTZ) END"
-    typed = f"""SELECT {', '.join(f'{text[c]} AS {q(c)}' for c in kept)}, {text['pasient_id']} AS kpr_ident,
+    base = f"""SELECT {', '.join(f'{text[c]} AS {q(c)}' for c in kept)}, {text['pasient_id']} AS kpr_ident,
        {text['pasient_id_type']} AS kpr_declared, {has_nul} AS kpr_has_nul, {ts} AS kpr_ts FROM {source}"""
-    with_event_day = f"SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day FROM ({typed})"
+    with_event_day = f"SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day FROM ({base})"
+    identified = identifiers.sql_outcome(f"({with_event_day})", production)
+    item = "{'antall': CAST(split_part(i, ':', 2) AS BIGINT), " \
+           "'t': getvariable('kpr_tariff')[tjeneste || '|' || split_part(i, ':', 1)]}"
+    typed = f"""
+SELECT *, kpr_hmac(kpr_ident) AS kpr_pid, kpr_ident = '' AS kpr_id_missing,
+       kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
+       CASE WHEN kpr_ts IS NOT NULL THEN year(kpr_event_day) ELSE -1 END AS treatment_year,
+       CASE WHEN regexp_full_match(mottatt_dato, {lit(fmt.ISO_DATE)}) THEN try_cast(mottatt_dato AS DATE) END AS mottatt_day,
+       regexp_full_match(egenandel, {lit(fmt.DECIMAL)}) AS egen_ok,
+       regexp_full_match(refusjon, {lit(fmt.DECIMAL)}) AS ref_ok,
+       regexp_full_match(takster, {lit(TAKSTER_SQL)}) AS takster_ok,
+       regexp_full_match(diagnoser, {lit(fmt.DIAGNOSES)}) AS diag_ok,
+       CASE WHEN regexp_full_match(fodselsaar, '[0-9]{{4}}') THEN CAST(fodselsaar AS INTEGER) END AS fodselsaar_num,
+       {in_list('tjeneste', fmt.SERVICES)} AS known_service,
+       {in_list('praksistype', fmt.ALL_PRAKSISTYPER)} AS known_type,
+       {in_list("tjeneste || '|' || praksistype", _ALLOWED_PAIRS)} AS allowed_type,
+       getvariable('kpr_municipality')[bostedskommune] AS kpr_bosted,
+       getvariable('kpr_municipality')[praksiskommune] AS kpr_praksis
+FROM ({identified})"""
+    derived = f"""
+SELECT *, mottatt_day IS NOT NULL AS mottatt_ok,
+       CASE WHEN egen_ok THEN CAST(egenandel AS DOUBLE) END AS egenandel_num,
+       CASE WHEN ref_ok THEN CAST(refusjon AS DOUBLE) END AS refusjon_num,
+       CASE WHEN diag_ok THEN split_part(split_part(diagnoser, '|', 1), ':', 2) END AS hoveddiagnose,
+       {_valid('kpr_bosted')} AS bosted_valid, {_retired('kpr_bosted')} AS bosted_retired,
+       {_valid('kpr_praksis')} AS praksis_valid, {_retired('kpr_praksis')} AS praksis_retired,
+       list_bool_or(list_transform(kpr_items, lambda v: v.t IS NULL)) AS takst_unknown,
+       list_sum(list_transform(kpr_items, lambda v: coalesce(v.t.typisk, 0) * v.antall)) AS tariff_sum,
+       coalesce(list_bool_or(list_transform(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE))), FALSE) AS is_contact,
+       list_sort(list_transform(list_filter(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE)),
+                                lambda v: {{'rang': v.t.rang, 'kontakttype': v.t.kontakttype}}))[1].kontakttype AS kontakttype
+FROM (SELECT *, DATE '{delivery_date}' AS delivery_date,
+             CASE WHEN takster_ok THEN list_transform(string_split(takster, '|'), lambda i: {item}) END AS kpr_items
+      FROM ({typed}))"""
+    reasons = " | ".join(f"(coalesce({cond}, FALSE)::BIGINT << {i})" for i, (_, cond) in enumerate(RULES))
+    warnings = " | ".join(f"(coalesce({cond}, FALSE)::INTEGER << {i})" for i, (_, cond) in enumerate(WARNINGS))
     return f"""
-SELECT {', '.join(q(c) for c in kept)}, kpr_ts, kpr_has_nul, kpr_ident = '' AS kpr_id_missing,
-       kpr_hmac(kpr_ident) AS kpr_pid, kpr_id_status, kpr_birth_year
-FROM ({identifiers.sql_outcome(f"({with_event_day})", production)})"""
+SELECT {', '.join(q(c) for c in kept)}, kpr_pid, kpr_ts, mottatt_day, fodselsaar_num, egenandel_num, refusjon_num,
+       is_contact, kontakttype, hoveddiagnose,
+       CASE WHEN ts_ok THEN CAST(date_trunc('month', local_day) AS DATE) END AS behandlingsmaaned,
+       coalesce(ts_ok AND mottatt_ok
+                AND mottatt_day >= date_trunc('month', local_day) + INTERVAL 7 MONTH, FALSE) AS late,
+       {reasons} AS reason_bits, {warnings} AS warning_bits
+FROM ({derived})"""
 
 
-def takst_items_select() -> str:
-    """One row per takst item of a well-formed list, with its tariff line (NULL when unknown)."""
-    return f"""
-SELECT i.row_number, i.takst, i.antall, r.tjeneste, t.kontakt, t.kontakttype, t.rang, t.typisk
-FROM (SELECT row_number, split_part(item, ':', 1) AS takst, CAST(split_part(item, ':', 2) AS BIGINT) AS antall
-      FROM (SELECT rowid + 1 AS row_number, unnest(string_split(takster, '|')) AS item FROM delivery_rows
-            WHERE regexp_full_match(takster, {lit(TAKSTER_SQL)}))) i
-JOIN (SELECT rowid + 1 AS row_number, tjeneste FROM delivery_rows) r USING (row_number)
-LEFT JOIN ref_tariff t ON t.tjeneste = r.tjeneste AND t.takst = i.takst"""
+def has_reason(code: str) -> str:
+    """The condition on a row of ``checked`` that it was rejected for ``code``."""
+    return f"(reason_bits >> {[c for c, _ in RULES].index(code)}) & 1 = 1"
 
 
-TAKST_ROWS = """
-SELECT row_number, bool_or(typisk IS NULL) AS unknown, sum(coalesce(typisk, 0) * antall) AS tariff_sum,
-       bool_or(coalesce(kontakt, FALSE)) AS is_contact,
-       arg_min(kontakttype, (rang, kontakttype)) FILTER (WHERE kontakt) AS kontakttype
-FROM takst_items GROUP BY row_number"""
+def has_warning(code: str) -> str:
+    return f"(warning_bits >> {[c for c, _ in WARNINGS].index(code)}) & 1 = 1"
 
 
-def diagnosis_items_select() -> str:
-    """One row per diagnosis of a well-formed list: position (1 = main), system and code."""
-    return f"""
-SELECT row_number, position, split_part(item, ':', 1) AS system, split_part(item, ':', 2) AS kode
-FROM (SELECT rowid + 1 AS row_number, unnest(string_split(diagnoser, '|')) AS item,
-             generate_subscripts(string_split(diagnoser, '|'), 1) AS position
-      FROM delivery_rows WHERE regexp_full_match(diagnoser, {lit(fmt.DIAGNOSES)}))"""
+def _valid(municipality: str) -> str:
+    return (f"coalesce({municipality}.valid_from <= treatment_year AND {municipality}.valid_to >= treatment_year, "
+            "FALSE)")
+
+
+def _retired(municipality: str) -> str:
+    return f"coalesce({municipality}.valid_to = treatment_year - 1, FALSE)"
 
 
 def _present(c: str) -> str:
@@ -148,56 +194,25 @@ WARNINGS: list[tuple[str, str]] = [
 ]
 
 
-def _municipality(column: str, prefix: str) -> tuple[str, str]:
-    valid = (f"({prefix}.code IS NOT NULL AND {prefix}.valid_from <= treatment_year "
-             f"AND {prefix}.valid_to >= treatment_year)")
-    retired = f"({prefix}.code IS NOT NULL AND {prefix}.valid_to = treatment_year - 1)"
-    return valid, retired
+#: Rows of ``checked`` that pass the rules but repeat a regning_id of an earlier such row (a duplicate within
+#: the file). Only regning_ids that occur twice are ranked, so a file without repeats costs one GROUP BY.
+REPEATS = """
+SELECT rowid AS row_id FROM (
+    SELECT rowid, row_number() OVER (PARTITION BY regning_id ORDER BY rowid) AS k FROM checked
+    WHERE reason_bits = 0 AND regning_id IN (SELECT regning_id FROM checked WHERE reason_bits = 0
+                                          GROUP BY regning_id HAVING count(*) > 1))
+WHERE k > 1"""
 
 
-def checked_select(delivery_date: str) -> str:
-    """Per row: its number, every rule's outcome, the reasons and message, warnings, and the typed columns
-    of a claim. ``delivery_date`` is an ISO date."""
-    bosted_valid, bosted_retired = _municipality("bostedskommune", "b")
-    praksis_valid, praksis_retired = _municipality("praksiskommune", "p")
-    typed = f"""
-SELECT r.rowid + 1 AS row_number, r.*, DATE '{delivery_date}' AS delivery_date,
-       r.kpr_ts IS NOT NULL AS ts_ok, CAST(timezone('{OSLO}', r.kpr_ts) AS DATE) AS local_day,
-       CASE WHEN r.kpr_ts IS NOT NULL THEN year(timezone('{OSLO}', r.kpr_ts)) ELSE -1 END AS treatment_year,
-       CASE WHEN regexp_full_match(mottatt_dato, {lit(fmt.ISO_DATE)}) THEN try_cast(mottatt_dato AS DATE) END AS mottatt_day,
-       regexp_full_match(egenandel, {lit(fmt.DECIMAL)}) AS egen_ok,
-       regexp_full_match(refusjon, {lit(fmt.DECIMAL)}) AS ref_ok,
-       regexp_full_match(takster, {lit(TAKSTER_SQL)}) AS takster_ok,
-       regexp_full_match(diagnoser, {lit(fmt.DIAGNOSES)}) AS diag_ok,
-       CASE WHEN regexp_full_match(fodselsaar, '[0-9]{{4}}') THEN CAST(fodselsaar AS INTEGER) END AS fodselsaar_num,
-       {in_list('r.tjeneste', fmt.SERVICES)} AS known_service,
-       {in_list('r.praksistype', fmt.ALL_PRAKSISTYPER)} AS known_type,
-       a.tjeneste IS NOT NULL AS allowed_type,
-       t.unknown AS takst_unknown, t.tariff_sum, coalesce(t.is_contact, FALSE) AS is_contact, t.kontakttype,
-       d.kode AS hoveddiagnose
-FROM delivery_rows r
-LEFT JOIN ref_praksistype a ON a.tjeneste = r.tjeneste AND a.praksistype = r.praksistype
-LEFT JOIN takst_rows t ON t.row_number = r.rowid + 1
-LEFT JOIN diagnosis_rows d ON d.row_number = r.rowid + 1 AND d.position = 1"""
-    reasons = ", ".join(f"CASE WHEN {cond} THEN '{code}' END" for code, cond in RULES)
-    messages = ", ".join(f"CASE WHEN {cond} THEN {lit(KUHR_ROW_REASONS[code])} END" for code, cond in RULES)
-    flags = ", ".join(f"coalesce({cond}, FALSE) AS {q('r_' + code)}" for code, cond in RULES)
-    warnings = ", ".join(f"coalesce({cond}, FALSE) AS {q('w_' + code)}" for code, cond in WARNINGS)
-    return f"""
-SELECT row_number, {flags}, {warnings},
-       concat_ws(',', {reasons}) AS reasons, concat_ws(' ', {messages}) AS message,
-       CASE WHEN ts_ok THEN CAST(date_trunc('month', local_day) AS DATE) END AS behandlingsmaaned,
-       coalesce(ts_ok AND mottatt_day IS NOT NULL
-                AND mottatt_day >= date_trunc('month', local_day) + INTERVAL 7 MONTH, FALSE) AS late,
-       mottatt_day, kpr_ts AS tidspunkt, fodselsaar_num AS fodselsaar, egenandel_num, refusjon_num, is_contact, kontakttype, hoveddiagnose
-FROM (SELECT x.*, {bosted_valid} AS bosted_valid, {bosted_retired} AS bosted_retired,
-             {praksis_valid} AS praksis_valid, {praksis_retired} AS praksis_retired,
-             mottatt_day IS NOT NULL AS mottatt_ok,
-             CASE WHEN egen_ok THEN CAST(egenandel AS DOUBLE) END AS egenandel_num,
-             CASE WHEN ref_ok THEN CAST(refusjon AS DOUBLE) END AS refusjon_num
-      FROM ({typed}) x
-      LEFT JOIN ref_municipality b ON b.code = x.bostedskommune
-      LEFT JOIN ref_municipality p ON p.code = x.praksiskommune)"""
+def reasons_sql() -> str:
+    """The reason codes of a row of ``checked``, comma-separated in the order of ``RULES``."""
+    return "concat_ws(',', " + ", ".join(f"CASE WHEN {has_reason(code)} THEN '{code}' END" for code, _ in RULES) + ")"
+
+
+def message_sql() -> str:
+    """The reasons' sentences of a row of ``checked``."""
+    return "concat_ws(' ', " + ", ".join(f"CASE WHEN {has_reason(code)} THEN {lit(KUHR_ROW_REASONS[code])} END"
+                                         for code, _ in RULES) + ")"
 
 
 def message_for(codes: list[str]) -> str:
