@@ -149,10 +149,14 @@ def test_resend_and_suspected_double(warehouse, kuhr_landing, tmp_path):
     write_delivery(landing, "kuhr_20170301_001", dt.date(2017, 3, 1),
                    pd.concat([rows, rows.iloc[[1]], twin]).assign(mottatt_dato="2017-03-01"))
     write_delivery(landing, "kuhr_20170302_001", dt.date(2017, 3, 2), rows.assign(mottatt_dato="2017-03-01"))
-    a, b = _process_all(warehouse, landing)
+    # a twin of the second claim under a new regning_id, a day later: a suspected double across deliveries
+    write_delivery(landing, "kuhr_20170303_001", dt.date(2017, 3, 3),
+                   rows.iloc[[1]].assign(regning_id="twin-0002", mottatt_dato="2017-03-01"))
+    a, b, c = _process_all(warehouse, landing)
     assert (a.rows_loaded, a.rows_duplicate, b.rows_loaded, b.rows_duplicate) == (3, 1, 0, 2)
+    assert (c.rows_loaded, c.rows_duplicate) == (1, 0)
     doubles = warehouse.query("SELECT regning_id FROM kuhr_claims WHERE suspected_double ORDER BY regning_id")
-    assert set(doubles.regning_id) == {rows.loc[0, "regning_id"], "twin-0001"}
+    assert set(doubles.regning_id) == {rows.loc[0, "regning_id"], "twin-0001", rows.loc[1, "regning_id"], "twin-0002"}
 
 
 @pytest.mark.parametrize("damage, reason", [

@@ -176,7 +176,7 @@ def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date,
     bulk_insert(conn, "kuhr_rejected_rows", check.rejected_rows(delivery_id))
     recheck |= _load_credit_notes(conn, delivery_id, *check.credit_notes(delivery_id), result)
     _mark_credited(conn, recheck)
-    _mark_suspected_doubles(conn, delivery_id)
+    _mark_suspected_doubles(conn, delivery_id, check.repeated_keys())
     months = conn.execute(sa.text(
         "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d OR regning_id IN "
         "(SELECT kreditert_regning_id FROM kuhr_claims WHERE delivery_id = :d AND kreditering)"), {"d": delivery_id})
@@ -261,17 +261,24 @@ def _mark_credited(conn, originals: set[str]) -> None:
         "WHERE regning_id IN (SELECT v FROM kpr_lookup) AND NOT kreditering"))
 
 
-def _mark_suspected_doubles(conn, delivery_id: str) -> None:
-    """Normal claims sharing practice, bill number, time and person are suspected doubles (never cleared):
-    every claim of a group with two or more regninger, one of them in this delivery, is marked. One GROUP BY
-    (a pairwise self-join grew with the square of a group's size: a delivery repeating one claim
-    thousands of times ran out of memory)."""
-    conn.execute(sa.text("""
-UPDATE kuhr_claims SET suspected_double = TRUE
-FROM (SELECT praksis_id, regningsnummer, tidspunkt, pid FROM kuhr_claims
-      WHERE NOT kreditering AND pid IN (SELECT pid FROM kuhr_claims WHERE delivery_id = :d AND NOT kreditering)
-      GROUP BY praksis_id, regningsnummer, tidspunkt, pid
-      HAVING COUNT(DISTINCT regning_id) > 1 AND BOOL_OR(delivery_id = :d)) g
-WHERE NOT kuhr_claims.kreditering AND NOT kuhr_claims.suspected_double AND kuhr_claims.praksis_id = g.praksis_id
-  AND kuhr_claims.regningsnummer = g.regningsnummer AND kuhr_claims.tidspunkt = g.tidspunkt
-  AND kuhr_claims.pid = g.pid"""), {"d": delivery_id})
+def _mark_suspected_doubles(conn, delivery_id: str, repeated_in_file: pd.DataFrame) -> None:
+    """Normal claims sharing practice, bill number, time and person are suspected doubles (never cleared): every
+    claim of a group with two or more regninger, one of them in this delivery, is marked. The groups within the
+    delivery come from its check (``repeated_in_file``); those reaching other deliveries from one join of this
+    delivery's claims with the others' (a GROUP BY over all claims of the delivery's persons cost seconds)."""
+    key = ("praksis_id", "regningsnummer", "tidspunkt", "pid")
+    on = " AND ".join(f"o.{c} = m.{c}" for c in key)
+    across = Warehouse.query_in(conn, f"""
+SELECT DISTINCT {', '.join(f'o.{c}' for c in key)} FROM kuhr_claims m JOIN kuhr_claims o ON {on}
+WHERE m.delivery_id = :d AND NOT m.kreditering AND o.delivery_id <> :d AND NOT o.kreditering""", d=delivery_id)
+    groups = pd.concat([repeated_in_file[list(key)], across[list(key)]], ignore_index=True)
+    if groups.empty:
+        return
+    conn.execute(sa.text("CREATE TEMPORARY TABLE IF NOT EXISTS kpr_double_keys (praksis_id VARCHAR, "
+                         "regningsnummer BIGINT, tidspunkt TIMESTAMP WITH TIME ZONE, pid VARCHAR)"))
+    conn.execute(sa.text("DELETE FROM kpr_double_keys"))
+    bulk_insert(conn, "kpr_double_keys", groups)
+    conn.execute(sa.text(f"""
+UPDATE kuhr_claims SET suspected_double = TRUE FROM kpr_double_keys g
+WHERE NOT kuhr_claims.kreditering AND NOT kuhr_claims.suspected_double
+  AND {' AND '.join(f'kuhr_claims.{c} = g.{c}' for c in key)}"""))

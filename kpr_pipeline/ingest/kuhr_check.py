@@ -241,6 +241,13 @@ SELECT regning_id, {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_num
        late, FALSE AS credited, FALSE AS suspected_double{', ' + self._record() + ' AS record' if credit else ''}
 FROM checked WHERE {self._loaded(credit)}"""
 
+    def repeated_keys(self) -> pd.DataFrame:
+        """Practice, bill number, time and pid shared by two or more normal claims this delivery loads (suspected
+        doubles within the file)."""
+        return self.con.sql(f"""
+SELECT praksis_id, try_cast(regningsnummer AS BIGINT) AS regningsnummer, kpr_ts AS tidspunkt, kpr_pid AS pid
+FROM checked WHERE {self._loaded(credit=False)} GROUP BY ALL HAVING count(*) > 1""").df()
+
     def _reader(self, sql: str) -> pa.RecordBatchReader:
         return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
 
