@@ -20,7 +20,7 @@ from kpr_pipeline.domain.kuhr import format as fmt
 from kpr_pipeline.domain.kuhr.rules import message_for
 from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest
 from kpr_pipeline.ingest import landing_zone
-from kpr_pipeline.ingest.kuhr_check import DeliveryCheck, inspect_file
+from kpr_pipeline.ingest.kuhr_check import DeliveryCheck
 from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
                                              register_file)
 from kpr_pipeline.warehouse import Warehouse
@@ -94,17 +94,10 @@ def process_delivery(warehouse: Warehouse, landing: Path, manifest_path: Path, p
     if fault:
         return _quarantine(warehouse, landing, delivery_id, [manifest_path], manifest_path, *fault, None, manifest,
                            run_id)
-    facts = inspect_file(data_path)
-    actual = facts.sha256
-    if actual != manifest.sha256:
-        return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, "checksum_mismatch",
-                           "SHA-256 of the data file differs from the manifest", data_path, manifest, run_id)
     try:
-        if facts.fault:
-            raise facts.fault
-        return _load(warehouse, delivery_id, manifest, data_path, facts.nul_bytes, production, key,
-                     (f"{DATASET}/{data_path.name}", actual, data_path.stat().st_size, run_id))
-    except FileFault as fault:  # nothing of the file was published
+        return _load(warehouse, delivery_id, manifest, data_path, production, key,
+                     (f"{DATASET}/{data_path.name}", manifest.sha256, data_path.stat().st_size, run_id))
+    except FileFault as fault:  # nothing of the file was published (checksum_mismatch included)
         return _quarantine(warehouse, landing, delivery_id, [data_path, manifest_path], data_path, fault.code,
                            fault.detail, data_path, manifest, run_id)
 
@@ -138,13 +131,13 @@ def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
     return originals
 
 
-def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, nul_bytes: bool,
-          production: bool, key: str, registry_entry: tuple) -> DeliveryResult:
-    """Check the whole file in a private DuckDB (``kuhr_check``), then publish it in one transaction."""
+def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, production: bool, key: str,
+          registry_entry: tuple) -> DeliveryResult:
+    """Verify and check the whole file in a private DuckDB (``kuhr_check``), then publish it in one transaction."""
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
     with DeliveryCheck(key, production, manifest.delivery_date) as check:
-        rows = check.read(data_path, nul_bytes)
+        rows = check.read_verified(data_path, manifest.sha256)
         if rows != manifest.row_count:
             raise FileFault("row_count_mismatch", f"{rows} data rows, manifest says {manifest.row_count}")
         result.rows_rejected, result.rows_duplicate = check.counts()

@@ -18,8 +18,10 @@ import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import pandas as pd
@@ -50,9 +52,10 @@ class FileFacts:
     nul_bytes: bool  # the file holds NUL bytes (binary data in a text file)
 
 
-def inspect_file(data_path: Path) -> FileFacts:
+def inspect_file(data_path: Path, on_fault: Callable[[], None] | None = None) -> FileFacts:
     """SHA-256 of the file as delivered and, for gzip, whether it decompresses whole within
-    ``csv_files.MAX_EXPANDED_BYTES``, in one pass (the checksum is compared first, so it is always whole)."""
+    ``csv_files.MAX_EXPANDED_BYTES``, in one pass (the checksum is compared first, so it is always whole).
+    ``on_fault`` is called as soon as the stream is found broken (to stop a reader working on it)."""
     digest = hashlib.sha256()
     inflate = zlib.decompressobj(wbits=47) if data_path.name.endswith(".gz") else None
     expanded, fault, nul = 0, None, False
@@ -77,6 +80,8 @@ def inspect_file(data_path: Path) -> FileFacts:
                         fault = FileFault("file_too_large")
             except zlib.error:
                 fault = FileFault("compression_error", "undecodable gzip data")
+            if fault and on_fault:
+                on_fault()
     if inflate is not None and not fault and not inflate.eof:
         fault = FileFault("compression_error", "the gzip stream is truncated")
     return FileFacts(digest.hexdigest(), fault, nul)
@@ -159,14 +164,39 @@ class DeliveryCheck:
         self.close()
 
     # --- reading ---------------------------------------------------------------------------------
-    def read(self, data_path: Path, nul_bytes: bool = True) -> int:
+    def read_verified(self, data_path: Path, sha256: str) -> int:
+        """``read`` while a second thread hashes and inflates the file (``inspect_file``), on the other core. The
+        checksum and the gzip stream are judged first: a mismatch or a broken stream is the file's fault, whatever
+        the reader made of it; a broken stream stops the reader at once."""
+        with ThreadPoolExecutor(1) as pool:
+            inspection = pool.submit(inspect_file, data_path, self.con.interrupt)
+            try:
+                rows, error = self.read(data_path, nul_bytes=False), None
+            except (FileFault, duckdb.Error) as exc:
+                rows, error = 0, exc
+            facts = inspection.result()
+        if facts.sha256 != sha256:
+            raise FileFault("checksum_mismatch", "SHA-256 of the data file differs from the manifest")
+        if facts.fault:
+            raise facts.fault
+        if error:
+            raise error
+        if facts.nul_bytes:  # rare: read again, replacing and flagging NUL bytes
+            self._run("DROP TABLE checked; DROP TABLE repeats; DROP TABLE resent")
+            rows = self.read(data_path, nul_bytes=True)
+        return rows
+
+    def read(self, data_path: Path, nul_bytes: bool) -> int:
         """Read, check and pseudonymise every data row into ``checked``; return the number of rows."""
+        self.columns = []
         source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
                   "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
         try:
             columns = [r[0] for r in self._run(f"DESCRIBE SELECT * FROM {source}")]
             self._require(columns)
             self._run(f"CREATE TEMP TABLE checked AS {self._select(source, nul_bytes)}")
+        except duckdb.InterruptException:
+            raise  # the file was found broken meanwhile (read_verified)
         except duckdb.Error:
             self._run("DROP TABLE IF EXISTS checked")
             self._read_with_pandas(data_path)

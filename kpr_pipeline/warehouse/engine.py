@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import queue
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -202,7 +204,7 @@ def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa
     """Append ``data`` to ``table`` inside the caller's transaction, the fast way for each engine.
 
     DuckDB reads the DataFrame or Arrow data in one ``INSERT ... SELECT``; PostgreSQL takes it
-    through ``COPY ... FROM STDIN`` as CSV, one batch at a time. Columns are matched by name.
+    through one ``COPY ... FROM STDIN`` as CSV. Columns are matched by name.
     """
     if isinstance(data, pd.DataFrame):
         if data.empty:
@@ -224,28 +226,74 @@ def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa
     if dialect != "postgresql":  # pragma: no cover - only the two engines are supported
         raise WarehouseError(f"KPR_WAREHOUSE_URL uses an unsupported engine {dialect!r}.")
     if isinstance(data, pd.DataFrame):
-        batches = [pa.Table.from_pandas(data, preserve_index=False)]
-    elif isinstance(data, pa.Table):
-        batches = [data]
-    else:
-        batches = data
-    rows = 0
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    batches = data.to_batches() if isinstance(data, pa.Table) else data
+    stream = _CsvStream(batches)
     cursor = conn.connection.driver_connection.cursor()
     try:
-        for batch in batches:
-            if not batch.num_rows:
-                continue
-            # Arrow writes the CSV (several times faster than pandas); every value is quoted, so an empty
-            # string stays an empty string and only a missing value (an empty unquoted field) is NULL.
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
-            buffer.seek(0)
-            with driver_call(conn):
-                cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
-            rows += batch.num_rows
+        with driver_call(conn):
+            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', stream, size=1 << 20)
     finally:
         cursor.close()
-    return rows
+        stream.close()
+    return stream.rows
+
+
+class _CsvStream(io.RawIOBase):
+    """Arrow batches as one CSV byte stream for ``COPY ... FROM STDIN``. A thread writes the CSV of the next
+    batches (Arrow's writer, several times faster than pandas) while PostgreSQL takes the current one. Every
+    value is quoted, so an empty string stays an empty string and only a missing value is NULL."""
+
+    _END = object()
+
+    def __init__(self, batches):
+        super().__init__()
+        self.rows = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=3)
+        self._pending = memoryview(b"")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(batches,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, batches) -> None:
+        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        try:
+            for batch in batches:
+                if self._stop.is_set():
+                    return
+                if batch.num_rows:
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(batch, buffer, options)
+                    self.rows += batch.num_rows
+                    self._queue.put(buffer.getvalue())
+            self._queue.put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the reading thread
+            self._queue.put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            item = self._queue.get()
+            if item is self._END:
+                self._queue.put(item)
+                return b""
+            if isinstance(item, BaseException):
+                raise item
+            self._pending = memoryview(item)
+        size = len(self._pending) if size is None or size < 0 else size
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out.tobytes()
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # let a producer blocked on a full queue finish
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.01)
+        super().close()
 
 
 _TABLE_COLUMNS: dict[tuple[str, str], list[str]] = {}
