@@ -131,6 +131,8 @@ class DeliveryCheck:
         self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._tmp,
                                           "preserve_insertion_order": True})
         self._run("SET enable_progress_bar = false")
+        # The check must keep the file's order (a row's rowid is its number): no joins, so IN lists stay lists.
+        self._run("SET disabled_optimizers = 'in_clause'")
         self.production = production
         self.delivery_date = delivery_date
         for name, frame in _reference_frames().items():
@@ -189,23 +191,27 @@ class DeliveryCheck:
     def read(self, data_path: Path, nul_bytes: bool) -> int:
         """Read, check and pseudonymise every data row into ``checked``; return the number of rows."""
         self.columns = []
+        self._run("SET preserve_insertion_order = true")  # delivery_rows keeps the file's order
         source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
                   "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
         try:
             columns = [r[0] for r in self._run(f"DESCRIBE SELECT * FROM {source}")]
             self._require(columns)
-            self._run(f"CREATE TEMP TABLE checked AS {self._select(source, nul_bytes)}")
+            self._run(f"CREATE TEMP TABLE delivery_rows AS {self._select(source, nul_bytes)}")
         except duckdb.InterruptException:
             raise  # the file was found broken meanwhile (read_verified)
         except duckdb.Error:
-            self._run("DROP TABLE IF EXISTS checked")
+            self._run("DROP TABLE IF EXISTS delivery_rows")
             self._read_with_pandas(data_path)
+        self._run("SET preserve_insertion_order = false")  # rows carry their number now: every core may write
+        self._run(f"CREATE TEMP TABLE checked AS {rules.checked_select(self.columns, self.delivery_date)}")
+        self._run("DROP TABLE delivery_rows")
         self._run(f"CREATE TEMP TABLE repeats AS {rules.REPEATS}")
         self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
         return self._run("SELECT COUNT(*) FROM checked")[0][0]
 
     def _select(self, source: str, nul_bytes: bool) -> str:
-        return rules.checked_select(self.columns, source, self.production, nul_bytes, self.delivery_date)
+        return rules.rows_select(self.columns, source, self.production, nul_bytes)
 
     def _require(self, columns: list[str]) -> None:
         missing = [c for c in fmt.REQUIRED_COLUMNS if c not in columns]
@@ -223,7 +229,7 @@ class DeliveryCheck:
             self.con.register("chunk", chunk)
             try:
                 select = self._select("chunk", True)
-                self._run(f"CREATE TEMP TABLE checked AS {select}" if first else f"INSERT INTO checked {select}")
+                self._run(f"CREATE TEMP TABLE delivery_rows AS {select}" if first else f"INSERT INTO delivery_rows {select}")
             finally:
                 self.con.unregister("chunk")
 
@@ -241,7 +247,7 @@ class DeliveryCheck:
     def candidate_ids(self) -> pa.Table:
         """The regning_ids this delivery would load (normal claims and credit notes), for the resend check."""
         return self.con.sql("SELECT regning_id AS v FROM checked WHERE reason_bits = 0 "
-                            "AND rowid NOT IN (SELECT row_id FROM repeats)").to_arrow_table()
+                            "AND row_number NOT IN (SELECT row_number FROM repeats)").to_arrow_table()
 
     def set_resent(self, ids: list[str]) -> None:
         """Regning_ids already in the warehouse: their rows are resends, counted as duplicates."""
@@ -257,12 +263,12 @@ class DeliveryCheck:
     def _loaded(credit: bool) -> str:
         """The condition on ``checked`` for a row that is loaded: a normal claim, or a credit note to check."""
         return (f"reason_bits = 0 AND kreditering = '{1 if credit else 0}' "
-                "AND rowid NOT IN (SELECT row_id FROM repeats) "
+                "AND row_number NOT IN (SELECT row_number FROM repeats) "
                 "AND regning_id NOT IN (SELECT regning_id FROM resent)")
 
     def _claims_sql(self, delivery_id: str, credit: bool) -> str:
         return f"""
-SELECT regning_id, {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number,
+SELECT regning_id, {rules.lit(delivery_id)} AS delivery_id, row_number,
        try_cast(regningsnummer AS BIGINT) AS regningsnummer, kpr_pid AS pid, pasient_id_type, kjonn,
        fodselsaar_num AS fodselsaar, bostedskommune, praksis_id, praksistype, tjeneste, behandler_hpr, praksiskommune,
        kpr_ts AS tidspunkt, behandlingsmaaned, mottatt_day AS mottatt_dato, kreditering = '1' AS kreditering,
@@ -285,7 +291,7 @@ FROM checked WHERE {self._loaded(credit=False)} GROUP BY ALL HAVING count(*) > 1
         """One row per item of the ``column`` list (``a:b|c:d``) of the loaded rows, with its position."""
         return f"""
 SELECT {'row_number, ' if credit else ''}regning_id, {rules.lit(delivery_id)} AS delivery_id, {item}
-FROM (SELECT rowid + 1 AS row_number, regning_id, unnest(string_split({column}, '|')) AS i,
+FROM (SELECT row_number, regning_id, unnest(string_split({column}, '|')) AS i,
              generate_subscripts(string_split({column}, '|'), 1) AS position
       FROM checked WHERE {column} <> '' AND {self._loaded(credit)})"""
 
@@ -300,7 +306,7 @@ FROM (SELECT rowid + 1 AS row_number, regning_id, unnest(string_split({column}, 
 
     def _warnings_sql(self, delivery_id: str, credit: bool) -> str:
         return " UNION ALL ".join(
-            f"SELECT {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number, regning_id, '{code}' AS reason "
+            f"SELECT {rules.lit(delivery_id)} AS delivery_id, row_number, regning_id, '{code}' AS reason "
             f"FROM checked WHERE {rules.has_warning(code)} AND {self._loaded(credit)}" for code, _ in rules.WARNINGS)
 
     def warnings(self, delivery_id: str) -> pa.RecordBatchReader:
@@ -314,7 +320,7 @@ FROM (SELECT rowid + 1 AS row_number, regning_id, unnest(string_split({column}, 
 
     def rejected_rows(self, delivery_id: str) -> pa.RecordBatchReader:
         return self._reader(f"""
-SELECT {rules.lit(delivery_id)} AS delivery_id, rowid + 1 AS row_number, {rules.reasons_sql()} AS reasons,
+SELECT {rules.lit(delivery_id)} AS delivery_id, row_number, {rules.reasons_sql()} AS reasons,
        {rules.message_sql()} AS message, {self._record()} AS record
 FROM checked WHERE reason_bits <> 0""")
 

@@ -7,15 +7,13 @@ its reason code (``kpr_pipeline/domain/reasons.py``); ``RULES`` keeps the order 
 reasons are listed. Cross-row semantics (duplicates, resends, credits, suspected doubles) live in
 ``kuhr_check.py`` and ``kpr_pipeline/ingest/kuhr.py``.
 
-``checked_select`` is one pass over the rows with no join, so that the table it fills keeps the file's
-order (its ``rowid`` + 1 is the row number). Reference data comes in as DuckDB variables holding
+``rows_select`` (the reading pass) has no join, so that ``delivery_rows`` keeps the file's order (a row's
+``rowid`` + 1 is its number); ``checked_select`` (the rules) carries that number along. Reference data comes in as DuckDB variables holding
 maps: ``kpr_municipality`` (code to its validity years) and ``kpr_tariff`` (``tjeneste|takst`` to the
 tariff line); the identifier's pid comes from the macro ``kpr_hmac``.
 """
 
 from __future__ import annotations
-
-import re
 
 from kpr_pipeline.domain import identifiers
 from kpr_pipeline.domain.kuhr import format as fmt
@@ -42,10 +40,9 @@ def lit(text: str) -> str:
 
 
 def in_list(expr: str, values) -> str:
-    """Membership in a constant list, as one regular expression. Not ``IN (...)`` nor ``list_contains``: DuckDB
-    plans a list of more than a few values as a join, and a join may reorder rows, while ``checked`` must keep
-    the file's order (its rowid is the row number)."""
-    return f"regexp_full_match({expr}, {lit('(?:' + '|'.join(re.escape(v) for v in sorted(values)) + ')')})"
+    """Membership in a constant list. The checking DuckDB runs without the optimizer that plans a long ``IN``
+    list as a join (``DeliveryCheck``): a join may reorder rows, while ``checked`` must keep the file's order."""
+    return f"{expr} IN ({', '.join(lit(v) for v in sorted(values))})"
 
 
 def stored_name(column: str, columns: list[str]) -> str:
@@ -69,11 +66,11 @@ def _text_columns(columns: list[str], nul_bytes: bool) -> tuple[dict[str, str], 
 _ALLOWED_PAIRS = sorted(f"{s}|{p}" for s, types in fmt.PRAKSISTYPER.items() for p in types)
 
 
-def checked_select(columns: list[str], source: str, production: bool, nul_bytes: bool, delivery_date: str) -> str:
-    """One row per data row of ``source`` (whose columns are the file's header ``columns``, as text): the text
-    columns (the identifier replaced by ``kpr_pid``), the typed columns of a claim, and the rules' outcomes as
-    bits (``reason_bits``: bit i for ``RULES[i]``, zero for a row that passes; ``warning_bits`` likewise).
-    ``delivery_date`` is an ISO date."""
+def rows_select(columns: list[str], source: str, production: bool, nul_bytes: bool) -> str:
+    """The reading pass over ``source`` (whose columns are the file's header ``columns``, as text): the text
+    columns, the treatment time, and the identifier's outcome and pid. The identifier itself is not selected,
+    so the table this fills (``delivery_rows``) never holds one. Reading a gzip file is one thread's work, so
+    this pass does only what needs the identifier; ``checked_select`` does the rest on every core."""
     text, has_nul = _text_columns(columns, nul_bytes)
     kept = [c for c in text if c != "pasient_id"]
     ts = f"CASE WHEN regexp_full_match({text['tidspunkt']}, {lit(fmt.ISO_DATETIME)}) " \
@@ -82,11 +79,22 @@ def checked_select(columns: list[str], source: str, production: bool, nul_bytes:
        {text['pasient_id_type']} AS kpr_declared, {has_nul} AS kpr_has_nul, {ts} AS kpr_ts FROM {source}"""
     with_event_day = f"SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day FROM ({base})"
     identified = identifiers.sql_outcome(f"({with_event_day})", production)
+    return f"""
+SELECT {', '.join(q(c) for c in kept)}, kpr_ts, kpr_event_day, kpr_has_nul, kpr_ident = '' AS kpr_id_missing,
+       kpr_hmac(kpr_ident) AS kpr_pid, kpr_id_status, kpr_birth_year
+FROM ({identified})"""
+
+
+def checked_select(columns: list[str], delivery_date: str) -> str:
+    """One row per row of ``delivery_rows``: its ``row_number`` (taken from the rowid, so the result's own order
+    does not matter and DuckDB may write it on every core), the text columns (the identifier replaced by
+    ``kpr_pid``), the typed columns of a claim, and the rules' outcomes as bits (``reason_bits``: bit i for
+    ``RULES[i]``, zero for a row that passes; ``warning_bits`` likewise). ``delivery_date`` is an ISO date."""
+    kept = [c for c in _text_columns(columns, False)[0] if c != "pasient_id"]
     item = "{'antall': CAST(split_part(i, ':', 2) AS BIGINT), " \
            "'t': getvariable('kpr_tariff')[tjeneste || '|' || split_part(i, ':', 1)]}"
     typed = f"""
-SELECT *, kpr_hmac(kpr_ident) AS kpr_pid, kpr_ident = '' AS kpr_id_missing,
-       kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
+SELECT *, rowid + 1 AS row_number, kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
        CASE WHEN kpr_ts IS NOT NULL THEN year(kpr_event_day) ELSE -1 END AS treatment_year,
        CASE WHEN regexp_full_match(mottatt_dato, {lit(fmt.ISO_DATE)}) THEN try_cast(mottatt_dato AS DATE) END AS mottatt_day,
        regexp_full_match(egenandel, {lit(fmt.DECIMAL)}) AS egen_ok,
@@ -99,7 +107,7 @@ SELECT *, kpr_hmac(kpr_ident) AS kpr_pid, kpr_ident = '' AS kpr_id_missing,
        {in_list("tjeneste || '|' || praksistype", _ALLOWED_PAIRS)} AS allowed_type,
        getvariable('kpr_municipality')[bostedskommune] AS kpr_bosted,
        getvariable('kpr_municipality')[praksiskommune] AS kpr_praksis
-FROM ({identified})"""
+FROM delivery_rows"""
     derived = f"""
 SELECT *, mottatt_day IS NOT NULL AS mottatt_ok,
        CASE WHEN egen_ok THEN CAST(egenandel AS DOUBLE) END AS egenandel_num,
@@ -118,7 +126,7 @@ FROM (SELECT *, DATE '{delivery_date}' AS delivery_date,
     reasons = " | ".join(f"(coalesce({cond}, FALSE)::BIGINT << {i})" for i, (_, cond) in enumerate(RULES))
     warnings = " | ".join(f"(coalesce({cond}, FALSE)::INTEGER << {i})" for i, (_, cond) in enumerate(WARNINGS))
     return f"""
-SELECT {', '.join(q(c) for c in kept)}, kpr_pid, kpr_ts, mottatt_day, fodselsaar_num, egenandel_num, refusjon_num,
+SELECT row_number, {', '.join(q(c) for c in kept)}, kpr_pid, kpr_ts, mottatt_day, fodselsaar_num, egenandel_num, refusjon_num,
        is_contact, kontakttype, hoveddiagnose,
        CASE WHEN ts_ok THEN CAST(date_trunc('month', local_day) AS DATE) END AS behandlingsmaaned,
        coalesce(ts_ok AND mottatt_ok
@@ -202,8 +210,8 @@ WARNINGS: list[tuple[str, str]] = [
 #: Rows of ``checked`` that pass the rules but repeat a regning_id of an earlier such row (a duplicate within
 #: the file). Only regning_ids that occur twice are ranked, so a file without repeats costs one GROUP BY.
 REPEATS = """
-SELECT rowid AS row_id FROM (
-    SELECT rowid, row_number() OVER (PARTITION BY regning_id ORDER BY rowid) AS k FROM checked
+SELECT row_number FROM (
+    SELECT row_number, row_number() OVER (PARTITION BY regning_id ORDER BY row_number) AS k FROM checked
     WHERE reason_bits = 0 AND regning_id IN (SELECT regning_id FROM checked WHERE reason_bits = 0
                                           GROUP BY regning_id HAVING count(*) > 1))
 WHERE k > 1"""
