@@ -24,7 +24,7 @@ from kpr_pipeline.ingest.kuhr_check import DeliveryCheck
 from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
                                              register_file)
 from kpr_pipeline.warehouse import Warehouse
-from kpr_pipeline.warehouse.engine import LOOKUP_TABLE, bulk_insert, fill_lookup, hold_lock
+from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, hold_lock
 
 DATASET = "kuhr"
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
@@ -187,16 +187,18 @@ def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date,
 
 
 def _existing_ids(conn: Connection, ids) -> list[str]:
-    """Which of the regning_ids (an Arrow table with column ``v``) are in ``kuhr_claims`` already."""
+    """Which of the regning_ids (an Arrow table with column ``v``) are in ``kuhr_claims`` already. The lookup
+    table holds a whole delivery's ids, so it is dropped again at once (a DuckDB temporary table stays in memory)."""
     if not ids.num_rows:
         return []
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR)"))
-    conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
-    bulk_insert(conn, LOOKUP_TABLE, ids)
+    conn.execute(sa.text("CREATE TEMPORARY TABLE kpr_delivery_ids (v VARCHAR)"))  # gone with a rollback too
+    bulk_insert(conn, "kpr_delivery_ids", ids)
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text(f"ANALYZE {LOOKUP_TABLE}"))
-    return [r[0] for r in conn.execute(sa.text(
-        f"SELECT DISTINCT c.regning_id FROM kuhr_claims c JOIN {LOOKUP_TABLE} l ON c.regning_id = l.v"))]
+        conn.execute(sa.text("ANALYZE kpr_delivery_ids"))
+    found = [r[0] for r in conn.execute(sa.text(
+        "SELECT DISTINCT c.regning_id FROM kuhr_claims c JOIN kpr_delivery_ids l ON c.regning_id = l.v"))]
+    conn.execute(sa.text("DROP TABLE kpr_delivery_ids"))
+    return found
 
 
 def _as_date(value) -> dt.date:

@@ -34,8 +34,10 @@ from kpr_pipeline.domain.kuhr.rules import q
 from kpr_pipeline.ingest import csv_files
 from kpr_pipeline.ingest.landing_zone import FileFault
 
-#: The checking DuckDB's own memory; beyond it, it spills to a private temporary directory.
+#: The checking DuckDB's own memory while it checks, and while the warehouse takes its results; beyond it,
+#: it spills to a private temporary directory.
 MEMORY_LIMIT = "512MB"
+PUBLISH_MEMORY_LIMIT = "128MB"
 BATCH_ROWS = 200_000
 _TAKST = "split_part(i, ':', 1) AS takst, CAST(split_part(i, ':', 2) AS BIGINT) AS antall"
 _DIAGNOSIS = "position, split_part(i, ':', 1) AS system, split_part(i, ':', 2) AS kode"
@@ -191,6 +193,7 @@ class DeliveryCheck:
     def read(self, data_path: Path, nul_bytes: bool) -> int:
         """Read, check and pseudonymise every data row into ``checked``; return the number of rows."""
         self.columns = []
+        self._run(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self._run("SET preserve_insertion_order = true")  # delivery_rows keeps the file's order
         source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
                   "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
@@ -208,6 +211,9 @@ class DeliveryCheck:
         self._run("DROP TABLE delivery_rows")
         self._run(f"CREATE TEMP TABLE repeats AS {rules.REPEATS}")
         self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
+        # The results are read once, in a stream, while the warehouse writes them: what this DuckDB holds
+        # beyond a small working set goes to its temporary directory, so the two do not add up in memory.
+        self._run(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
         return self._run("SELECT COUNT(*) FROM checked")[0][0]
 
     def _select(self, source: str, nul_bytes: bool) -> str:

@@ -175,8 +175,11 @@ def driver_call(conn: Connection) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if conn.dialect.name == "postgresql" and conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection,
-                                                                             None):
+        dbapi = conn.connection.dbapi_connection
+        # psycopg2 marks a connection it lost as closed; the error a COPY from a Python stream ends with may
+        # be one SQLAlchemy does not recognise ("invalid socket")
+        lost = conn.dialect.is_disconnect(exc, dbapi, None) or bool(getattr(dbapi, "closed", 0))
+        if conn.dialect.name == "postgresql" and lost:
             conn.invalidate(exc)
             raise unavailable(str(conn.engine.url), exc) from exc
         raise
@@ -249,7 +252,7 @@ class _CsvStream(io.RawIOBase):
     def __init__(self, batches):
         super().__init__()
         self.rows = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=3)
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._pending = memoryview(b"")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, args=(batches,), daemon=True)
