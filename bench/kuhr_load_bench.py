@@ -2,7 +2,7 @@
 
 In one run on the same machine, for one delivery file of ``--rows`` rows (default 2 million):
 
-  (a) full path into DuckDB: verify, parse in chunks, validate, pseudonymise, load (process_delivery)
+  (a) full path into DuckDB: verify, read, rules, pseudonymise, publish (process_delivery)
   (b) DuckDB's bare read_csv of the same file into a table (no rules, no pseudonyms)
   (c) full path into PostgreSQL
   (d) naive pandas: read the whole file, DataFrame.to_sql into PostgreSQL
