@@ -18,6 +18,16 @@ def pseudonym(identifier: str, key: str) -> str:
     return hmac.new(key.encode("utf-8"), identifier.encode("ascii", "replace"), hashlib.sha256).hexdigest()
 
 
+def hmac_pads(key: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer key pads (RFC 2104): with them, any SHA-256 (DuckDB's ``sha256`` for
+    KPR-KUHR deliveries) computes the same pid as :func:`pseudonym`."""
+    k = key.encode("utf-8")
+    if len(k) > 64:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
 def pseudonymise(identifiers: Iterable[str] | pd.Series, key: str) -> np.ndarray:
     """Pseudonyms for a column of identifiers (invalid ones too: they are stored with rejected rows).
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
@@ -20,11 +21,13 @@ from kpr_pipeline.domain.kuhr import format as fmt
 from kpr_pipeline.domain.kuhr.rules import message_for
 from kpr_pipeline.domain.landing import KUHR_FORMAT, MANIFEST_SUFFIX, Manifest, ManifestError, read_manifest
 from kpr_pipeline.ingest import landing_zone
-from kpr_pipeline.ingest.kuhr_check import DeliveryCheck
 from kpr_pipeline.ingest.landing_zone import (FileFault, data_file_fault, now, quarantine, record_quarantine,
                                              register_file)
 from kpr_pipeline.warehouse import Warehouse
 from kpr_pipeline.warehouse.engine import bulk_insert, fill_lookup, hold_lock
+
+if TYPE_CHECKING:
+    from kpr_pipeline.ingest.kuhr_check import DeliveryCheck
 
 DATASET = "kuhr"
 CLAIM_TABLES = ("kuhr_claim_takster", "kuhr_claim_diagnoser", "kuhr_warnings", "kuhr_rejected_rows", "kuhr_claims")
@@ -134,6 +137,8 @@ def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
 def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, production: bool, key: str,
           registry_entry: tuple) -> DeliveryResult:
     """Verify and check the whole file in a private DuckDB (``kuhr_check``), then publish it in one transaction."""
+    from kpr_pipeline.ingest.kuhr_check import DeliveryCheck  # DuckDB: not at definition load (sensor ticks)
+
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
     with DeliveryCheck(key, production, manifest.delivery_date) as check:
@@ -159,8 +164,8 @@ def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date,
         "SELECT DISTINCT behandlingsmaaned FROM kuhr_claims WHERE delivery_id = :d AND behandlingsmaaned IS NOT NULL"),
         {"d": delivery_id})}  # a reprocessed delivery also changes the months it no longer touches
     recheck = _delete_delivery(conn, delivery_id)
-    resent = _existing_ids(conn, check.candidate_ids())
-    check.set_resent(resent)
+    resent = _existing(conn, "regning_id", check.candidate_ids())
+    check.set_resent(sorted(resent))
     result.rows_duplicate += len(resent)
     result.rows_loaded += bulk_insert(conn, "kuhr_claims", check.claims(delivery_id))
     bulk_insert(conn, "kuhr_claim_takster", check.takster(delivery_id))
@@ -186,28 +191,13 @@ def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date,
     }))
 
 
-def _existing_ids(conn: Connection, ids) -> list[str]:
-    """Which of the regning_ids (an Arrow table with column ``v``) are in ``kuhr_claims`` already. The lookup
-    table holds a whole delivery's ids, so it is dropped again at once (a DuckDB temporary table stays in memory)."""
-    if not ids.num_rows:
-        return []
-    conn.execute(sa.text("CREATE TEMPORARY TABLE kpr_delivery_ids (v VARCHAR)"))  # gone with a rollback too
-    bulk_insert(conn, "kpr_delivery_ids", ids)
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("ANALYZE kpr_delivery_ids"))
-    found = [r[0] for r in conn.execute(sa.text(
-        "SELECT DISTINCT c.regning_id FROM kuhr_claims c JOIN kpr_delivery_ids l ON c.regning_id = l.v"))]
-    conn.execute(sa.text("DROP TABLE kpr_delivery_ids"))
-    return found
-
-
 def _as_date(value) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _existing(conn: Connection, column: str, values: pd.Series, where: str = "", **params) -> set[str]:
-    """Which of ``values`` exist in ``kuhr_claims.<column>`` (optionally with a condition)."""
-    if values.empty:
+def _existing(conn: Connection, column: str, values, where: str = "", **params) -> set[str]:
+    """Which of ``values`` (see ``fill_lookup``) exist in ``kuhr_claims.<column>`` (optionally with a condition)."""
+    if not len(values):
         return set()
     fill_lookup(conn, values)
     rows = conn.execute(sa.text(

@@ -1,9 +1,10 @@
 """One KPR-KUHR delivery checked inside a private, in-memory DuckDB: read, rules, pseudonyms.
 
-The data file is read once, in one pass through ``rules.checked_select`` into the table ``checked``,
-which keeps the pid and the rules' outcomes but never the identifier itself, so nothing DuckDB holds
-or spills to its temporary directory carries one. The results leave as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes them in one
-transaction). Both warehouses use this same path.
+The data file is read once: the reading pass (``rules.rows_select``) fills ``delivery_rows`` in the
+file's order with the pid but never the identifier, so nothing DuckDB holds or spills to its
+temporary directory carries one; the rules pass (``rules.checked_select``) fills ``checked`` on every
+core. The results leave as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes
+them in one transaction). Both warehouses use this same path.
 
 DuckDB's CSV reader is the fast path. A file it refuses is read again by the pandas reader of
 ``csv_files``, which names the fault (``compression_error``, ``csv_malformed``, ...) or, for a file
@@ -17,8 +18,8 @@ import os
 import shutil
 import tempfile
 import zlib
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,7 @@ from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.kuhr import format as fmt
 from kpr_pipeline.domain.kuhr import rules
 from kpr_pipeline.domain.kuhr.rules import q
+from kpr_pipeline.domain.pseudonyms import hmac_pads
 from kpr_pipeline.ingest import csv_files
 from kpr_pipeline.ingest.landing_zone import FileFault
 
@@ -115,15 +117,6 @@ def remove_orphaned_spill() -> None:
             continue
 
 
-def _hmac_pads(key: str) -> tuple[bytes, bytes]:
-    """HMAC-SHA256's inner and outer key pads (RFC 2104), so that DuckDB's ``sha256`` computes the pid."""
-    k = key.encode("utf-8")
-    if len(k) > 64:
-        k = hashlib.sha256(k).digest()
-    k = k.ljust(64, b"\0")
-    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
-
-
 class DeliveryCheck:
     """The checked rows of one delivery, held by a private DuckDB until ``close``."""
 
@@ -145,7 +138,7 @@ class DeliveryCheck:
                   "{'kontakt': kontakt, 'rang': rang, 'kontakttype': kontakttype, 'typisk': typisk}})) FROM ref_tariff)")
         for name in _reference_frames():
             self.con.unregister(name)
-        ipad, opad = _hmac_pads(key)
+        ipad, opad = hmac_pads(key)
         self._run("SET VARIABLE kpr_ipad = $1", [ipad])
         self._run("SET VARIABLE kpr_opad = $1", [opad])
         self._run(
@@ -155,7 +148,7 @@ class DeliveryCheck:
 
     def _run(self, sql: str, params=None) -> list[tuple]:
         """Run one statement to its end (DuckDB keeps a result pending until it is fetched)."""
-        return self.con.execute(sql, params).fetchall() if params is not None else self.con.execute(sql).fetchall()
+        return self.con.execute(sql, params).fetchall()
 
     def close(self) -> None:
         self.con.close()

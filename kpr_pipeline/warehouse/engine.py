@@ -197,10 +197,16 @@ LOOKUP_TABLE = "kpr_lookup"
 
 
 def fill_lookup(conn: Connection, values) -> None:
-    """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins)."""
+    """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins): any
+    iterable of values, or an Arrow table whose column ``v`` holds distinct strings (a whole delivery's ids,
+    without a Python object each)."""
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR)"))
     conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
-    bulk_insert(conn, LOOKUP_TABLE, pd.DataFrame({"v": pd.unique(pd.Series(list(values), dtype="object").astype(str))}))
+    if not isinstance(values, pa.Table):
+        values = pd.DataFrame({"v": pd.unique(pd.Series(list(values), dtype="object").astype(str))})
+    bulk_insert(conn, LOOKUP_TABLE, values)
+    if conn.dialect.name == "postgresql":  # the planner's estimate for the join (a lookup may hold millions)
+        conn.execute(sa.text(f"ANALYZE {LOOKUP_TABLE}"))
 
 
 def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa.RecordBatchReader) -> int:

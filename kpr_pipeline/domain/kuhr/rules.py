@@ -7,10 +7,11 @@ its reason code (``kpr_pipeline/domain/reasons.py``); ``RULES`` keeps the order 
 reasons are listed. Cross-row semantics (duplicates, resends, credits, suspected doubles) live in
 ``kuhr_check.py`` and ``kpr_pipeline/ingest/kuhr.py``.
 
-``rows_select`` (the reading pass) has no join, so that ``delivery_rows`` keeps the file's order (a row's
-``rowid`` + 1 is its number); ``checked_select`` (the rules) carries that number along. Reference data comes in as DuckDB variables holding
-maps: ``kpr_municipality`` (code to its validity years) and ``kpr_tariff`` (``tjeneste|takst`` to the
-tariff line); the identifier's pid comes from the macro ``kpr_hmac``.
+``rows_select`` (the reading pass) has no join, so that ``delivery_rows`` keeps the file's order (a
+row's ``rowid`` + 1 is its number); ``checked_select`` (the rules) carries that number along.
+Reference data comes in as DuckDB variables holding maps: ``kpr_municipality`` (code to its validity
+years) and ``kpr_tariff`` (``tjeneste|takst`` to the tariff line); the identifier's pid comes from the
+macro ``kpr_hmac``.
 """
 
 from __future__ import annotations
