@@ -195,6 +195,8 @@ KUHR_CASES = [
     Case("kuhr mottatt_dato 2017-02-30", "kuhr", _kuhr(_set(mottatt_dato="2017-02-30")), "reject",
          "invalid_mottatt_dato"),
     Case("kuhr egenandel 1e308", "kuhr", _kuhr(_set(egenandel="1e308")), "reject", "invalid_amount"),
+    Case("kuhr egenandel of 13 digits", "kuhr", _kuhr(_set(egenandel="1234567890123.00")), "reject",
+         "invalid_amount"),  # beyond the warehouse's NUMERIC(14, 2): it would fail the whole delivery's load
     Case("kuhr refusjon NaN", "kuhr", _kuhr(_set(refusjon="NaN")), "reject", "invalid_amount"),
     Case("kuhr refusjon Infinity", "kuhr", _kuhr(_set(refusjon="Infinity")), "reject", "invalid_amount"),
     Case("kuhr manifest not JSON", "kuhr", _kuhr(), "quarantine", "manifest_unreadable"),

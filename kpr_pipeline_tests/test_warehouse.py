@@ -20,10 +20,10 @@ SPEC_TABLES = [
 def test_migrations_create_the_spec_tables_and_are_idempotent(warehouse):
     names = set(sa.inspect(warehouse.engine).get_table_names())
     assert set(SPEC_TABLES) <= names
-    assert current_revision(warehouse.engine) == "0011"
+    assert current_revision(warehouse.engine) == "0012"
     again = Warehouse(warehouse.url)
     again.ensure_schema()
-    assert current_revision(again.engine) == "0011"
+    assert current_revision(again.engine) == "0012"
     again.dispose()
 
 

@@ -173,33 +173,56 @@ def identifiers_in_texts(texts) -> tuple[int, int]:
     return len(candidates), int(np.sum(check_identifiers(pd.Series(candidates)).status == OK))
 
 
-def sql_outcome(source: str, production: bool) -> str:
-    """The same check as :func:`check_identifiers` in DuckDB SQL: a query over ``source``, which has the
-    columns ``kpr_ident`` (text), ``kpr_declared`` (text) and ``kpr_event_day`` (DATE or NULL), that adds
-    ``kpr_id_status`` and ``kpr_birth_year``. KPR-KUHR deliveries are checked inside DuckDB, tens of
-    millions of rows a year on every core. The tests prove it equal to ``stdnum.no.fodselsnummer`` and to
-    :func:`check_identifiers` on the same cases. Each layer computes its values once."""
-    digits = ", ".join(f"ascii(substr(kpr_ident, {i}, 1)) - 48 AS kpr_d{i}" for i in range(1, 12))
+def sql_form_facts(source: str, production: bool) -> str:
+    """The check of :func:`check_identifiers` in DuckDB SQL, all but the event-date rule: a query over
+    ``source``, which has the columns ``kpr_ident`` (text) and ``kpr_declared`` (text), that adds
+    ``kpr_form_status`` (the outcome without ``birth_after_event``) and ``kpr_birth`` (the birth date, or NULL
+    when there is none). KPR-KUHR deliveries run it while DuckDB reads the file, one thread for a gzip file, so
+    it is integer arithmetic on the 11 digits as one BIGINT; :func:`sql_outcome` completes it. Each layer
+    computes its values once."""
+    digits = ", ".join(f"(kpr_n // {10 ** (11 - i)}) % 10 AS kpr_d{i}" for i in range(1, 12))
     k1 = f"(11 - ({' + '.join(f'{w} * kpr_d{i + 1}' for i, w in enumerate(W1))}) % 11) % 11"
     k2 = f"(11 - ({' + '.join(f'{w} * kpr_d{i + 1}' for i, w in enumerate(W2))}) % 11) % 11"
-    layer1 = f"SELECT *, regexp_full_match(kpr_ident, '[0-9]{{11}}') AS kpr_wf, {digits} FROM {source}"
-    layer2 = f"""SELECT *, {k1} AS kpr_k1, {k2} AS kpr_k2, kpr_d1 * 10 + kpr_d2 AS kpr_dd, kpr_d3 * 10 + kpr_d4 AS kpr_mm,
-       kpr_d5 * 10 + kpr_d6 AS kpr_yy, kpr_d7 * 100 + kpr_d8 * 10 + kpr_d9 AS kpr_individual FROM ({layer1})"""
+    layer1 = f"""SELECT *, {digits} FROM (SELECT *, CASE WHEN regexp_full_match(kpr_ident, '[0-9]{{11}}')
+       THEN CAST(kpr_ident AS BIGINT) END AS kpr_n FROM {source})"""
+    layer2 = f"""SELECT *, {k1} AS kpr_k1, {k2} AS kpr_k2, kpr_n // 1000000000 AS kpr_dd, (kpr_n // 10000000) % 100 AS kpr_mm,
+       (kpr_n // 100000) % 100 AS kpr_yy, (kpr_n // 100) % 1000 AS kpr_individual FROM ({layer1})"""
     layer3 = f"""SELECT *, kpr_mm > 80 AS kpr_test, NOT kpr_mm > 80 AND kpr_mm > 40 AS kpr_hnr, kpr_dd > 40 AS kpr_dnr,
        CASE WHEN kpr_individual <= 499 THEN 1900 + kpr_yy
             WHEN kpr_individual BETWEEN 500 AND 749 AND kpr_yy >= 54 THEN 1800 + kpr_yy
             WHEN kpr_individual >= 500 AND kpr_yy < 40 THEN 2000 + kpr_yy
             WHEN kpr_individual >= 900 AND kpr_yy >= 40 THEN 1900 + kpr_yy ELSE -1 END AS kpr_year FROM ({layer2})"""
     layer4 = f"""SELECT *, CASE WHEN kpr_hnr THEN '{HNR}' WHEN kpr_dnr THEN '{DNR}' ELSE '{FNR}' END AS kpr_kind,
-       CASE WHEN kpr_year > 0 THEN try_cast(printf('%04d-%02d-%02d', kpr_year,
-            kpr_mm - CASE WHEN kpr_test THEN 80 WHEN kpr_hnr THEN 40 ELSE 0 END,
-            kpr_dd - CASE WHEN kpr_dnr THEN 40 ELSE 0 END) AS DATE) END AS kpr_birth FROM ({layer3})"""
-    status = (f"CASE WHEN NOT kpr_wf THEN '{MALFORMED}' "
+       kpr_mm - CASE WHEN kpr_test THEN 80 WHEN kpr_hnr THEN 40 ELSE 0 END AS kpr_month,
+       kpr_dd - CASE WHEN kpr_dnr THEN 40 ELSE 0 END AS kpr_day FROM ({layer3})"""
+    leap = "(kpr_year % 4 = 0 AND kpr_year % 100 <> 0 OR kpr_year % 400 = 0)"
+    days_in_month = f"CASE WHEN kpr_month = 2 THEN 28 + {leap}::INTEGER ELSE 31 - (kpr_month - 1) % 7 % 2 END"
+    layer5 = f"""SELECT *, CASE WHEN kpr_year > 0 AND kpr_month BETWEEN 1 AND 12 AND kpr_day BETWEEN 1 AND {days_in_month}
+       THEN make_date(kpr_year, kpr_month, kpr_day) END AS kpr_birth FROM ({layer4})"""
+    status = (f"CASE WHEN kpr_n IS NULL THEN '{MALFORMED}' "
               f"WHEN NOT (kpr_k1 < 10 AND kpr_k1 = kpr_d10 AND kpr_k2 < 10 AND kpr_k2 = kpr_d11) THEN '{BAD_CHECK_DIGITS}' "
               f"WHEN kpr_birth IS NULL THEN '{BAD_BIRTH_DATE}' "
-              f"WHEN kpr_event_day IS NOT NULL AND kpr_birth > kpr_event_day THEN '{BORN_AFTER_EVENT}' "
               f"WHEN coalesce(kpr_declared, '') <> kpr_kind THEN '{TYPE_MISMATCH}' "
               + (f"WHEN kpr_test THEN '{TEST_IDENTITY_IN_PRODUCTION}' " if production else "")
               + f"ELSE '{OK}' END")
-    return (f"SELECT *, {status} AS kpr_id_status, "
-            f"CASE WHEN kpr_wf AND kpr_birth IS NOT NULL THEN kpr_year ELSE -1 END AS kpr_birth_year FROM ({layer4})")
+    return f"SELECT *, {status} AS kpr_form_status FROM ({layer5})"
+
+
+def sql_status(form_status: str, birth: str, event_day: str) -> str:
+    """The outcome of the whole check from :func:`sql_form_facts`' columns and the event day (a DATE or NULL):
+    ``birth_after_event`` ranks after the three rules on the form and before the declared type."""
+    return (f"CASE WHEN {form_status} IN ('{MALFORMED}', '{BAD_CHECK_DIGITS}', '{BAD_BIRTH_DATE}') THEN {form_status} "
+            f"WHEN {event_day} IS NOT NULL AND {birth} > {event_day} THEN '{BORN_AFTER_EVENT}' ELSE {form_status} END")
+
+
+def sql_birth_year(birth: str) -> str:
+    """The birth year of :func:`check_identifiers` (-1 when unknown) from the birth date of :func:`sql_form_facts`."""
+    return f"coalesce(year({birth}), -1)"
+
+
+def sql_outcome(source: str, production: bool) -> str:
+    """The whole check of :func:`check_identifiers` in DuckDB SQL over ``source`` (``kpr_ident``, ``kpr_declared``
+    and ``kpr_event_day``), adding ``kpr_id_status`` and ``kpr_birth_year``. The tests prove it equal to
+    ``stdnum.no.fodselsnummer`` and to :func:`check_identifiers`; KPR-KUHR runs its two parts in two passes."""
+    return (f"SELECT *, {sql_status('kpr_form_status', 'kpr_birth', 'kpr_event_day')} AS kpr_id_status, "
+            f"{sql_birth_year('kpr_birth')} AS kpr_birth_year FROM ({sql_form_facts(source, production)})")

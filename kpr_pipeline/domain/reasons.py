@@ -68,7 +68,7 @@ KUHR_ROW_REASONS = {
     "missing_diagnosis": "A GP or emergency-room claim has no diagnosis.",
     "invalid_diagnosis": "A diagnosis is not a well-formed ICPC2 or ICD10 code.",
     "invalid_fritak_egenandel": "fritak_egenandel is not a known exemption code.",
-    "invalid_amount": "egenandel or refusjon is not a decimal number.",
+    "invalid_amount": "egenandel or refusjon is not a decimal number of at most 12 digits before the point.",
     "negative_amount": "A normal claim has a negative amount.",
     "egenandel_with_fritak": "egenandel is not 0 although fritak_egenandel is set.",
     "orphan_credit": "The credit note's original regning was never delivered.",

@@ -17,7 +17,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +26,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from isal import isal_zlib
 
 from kpr_pipeline.domain import reference
 from kpr_pipeline.domain.kuhr import format as fmt
@@ -59,9 +59,10 @@ class FileFacts:
 def inspect_file(data_path: Path, on_fault: Callable[[], None] | None = None) -> FileFacts:
     """SHA-256 of the file as delivered and, for gzip, whether it decompresses whole within
     ``csv_files.MAX_EXPANDED_BYTES``, in one pass (the checksum is compared first, so it is always whole).
-    ``on_fault`` is called as soon as the stream is found broken (to stop a reader working on it)."""
+    ``on_fault`` is called as soon as the stream is found broken (to stop a reader working on it). It inflates
+    with ISA-L (``isal``), which does it in less than half of zlib's time on the core beside DuckDB's reader."""
     digest = hashlib.sha256()
-    inflate = zlib.decompressobj(wbits=47) if data_path.name.endswith(".gz") else None
+    inflate = isal_zlib.decompressobj(wbits=47) if data_path.name.endswith(".gz") else None
     expanded, fault, nul = 0, None, False
     with open(data_path, "rb") as raw:
         while block := raw.read(1 << 20):
@@ -79,10 +80,10 @@ def inspect_file(data_path: Path, on_fault: Callable[[], None] | None = None) ->
                     block = inflate.unconsumed_tail
                     if inflate.eof and inflate.unused_data:  # a further gzip member follows
                         block = inflate.unused_data + block
-                        inflate = zlib.decompressobj(wbits=47)
+                        inflate = isal_zlib.decompressobj(wbits=47)
                     if expanded > csv_files.MAX_EXPANDED_BYTES:
                         fault = FileFault("file_too_large")
-            except zlib.error:
+            except isal_zlib.error:
                 fault = FileFault("compression_error", "undecodable gzip data")
             if fault and on_fault:
                 on_fault()
@@ -141,9 +142,12 @@ class DeliveryCheck:
         ipad, opad = hmac_pads(key)
         self._run("SET VARIABLE kpr_ipad = $1", [ipad])
         self._run("SET VARIABLE kpr_opad = $1", [opad])
-        self._run(
-            "CREATE TEMP MACRO kpr_hmac(m) AS sha256(getvariable('kpr_opad') || unhex(sha256("
-            "getvariable('kpr_ipad') || encode(regexp_replace(m, '[^\\x00-\\x7F]', '?', 'g')))))")
+        # HMAC-SHA256 in two halves: the keyed inner hash while the file is read (one thread), the outer hash
+        # in the rules pass (every core). Without the key neither half reveals the identifier.
+        self._run("CREATE TEMP MACRO kpr_hmac_inner(m) AS unhex(sha256(getvariable('kpr_ipad') || "
+                  "encode(CASE WHEN strlen(m) = length(m) THEN m ELSE regexp_replace(m, '[^\\x00-\\x7F]', '?', 'g') END)))")
+        self._run("CREATE TEMP MACRO kpr_hmac_outer(h) AS sha256(getvariable('kpr_opad') || h)")
+        self._run("CREATE TEMP MACRO kpr_hmac(m) AS kpr_hmac_outer(kpr_hmac_inner(m))")
         self.columns: list[str] = []
 
     def _run(self, sql: str, params=None) -> list[tuple]:
@@ -279,9 +283,14 @@ FROM checked WHERE {self._loaded(credit)}"""
     def repeated_keys(self) -> pd.DataFrame:
         """Practice, bill number, time and pid shared by two or more normal claims this delivery loads (suspected
         doubles within the file)."""
+        key = "praksis_id, try_cast(regningsnummer AS BIGINT) AS regningsnummer, kpr_ts AS tidspunkt, kpr_pid AS pid"
+        # Grouping the 64-character pids of every row cost seconds: the rows whose key hashes alike come first.
         return self.con.sql(f"""
-SELECT praksis_id, try_cast(regningsnummer AS BIGINT) AS regningsnummer, kpr_ts AS tidspunkt, kpr_pid AS pid
-FROM checked WHERE {self._loaded(credit=False)} GROUP BY ALL HAVING count(*) > 1""").df()
+WITH loaded AS (SELECT {key}, hash(praksis_id, regningsnummer, kpr_ts, kpr_pid) AS h
+                FROM checked WHERE {self._loaded(credit=False)})
+SELECT praksis_id, regningsnummer, tidspunkt, pid FROM loaded
+WHERE h IN (SELECT h FROM loaded GROUP BY h HAVING count(*) > 1)
+GROUP BY ALL HAVING count(*) > 1""").df()
 
     def _reader(self, sql: str) -> pa.RecordBatchReader:
         return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from kpr_pipeline.settings import redact_url
@@ -213,7 +214,9 @@ def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa
     """Append ``data`` to ``table`` inside the caller's transaction, the fast way for each engine.
 
     DuckDB reads the DataFrame or Arrow data in one ``INSERT ... SELECT``; PostgreSQL takes it
-    through one ``COPY ... FROM STDIN`` as CSV. Columns are matched by name.
+    through one ``COPY ... FROM STDIN`` in its binary format, cast to the table's own column types
+    (PostgreSQL then parses nothing: CSV parsing was a third of the time of loading a delivery).
+    Columns are matched by name.
     """
     if isinstance(data, pd.DataFrame):
         if data.empty:
@@ -237,47 +240,88 @@ def bulk_insert(conn: Connection, table: str, data: pd.DataFrame | pa.Table | pa
     if isinstance(data, pd.DataFrame):
         data = pa.Table.from_pandas(data, preserve_index=False)
     batches = data.to_batches() if isinstance(data, pa.Table) else data
-    stream = _CsvStream(batches)
+    stream = _BinaryCopyStream(batches, copy_schema(conn, table, names))
     cursor = conn.connection.driver_connection.cursor()
     try:
         with driver_call(conn):
-            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', stream, size=1 << 20)
+            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT binary)', stream, size=1 << 20)
     finally:
         cursor.close()
         stream.close()
     return stream.rows
 
 
-class _CsvStream(io.RawIOBase):
-    """Arrow batches as one CSV byte stream for ``COPY ... FROM STDIN``. A thread writes the CSV of the next
-    batches (Arrow's writer, several times faster than pandas) while PostgreSQL takes the current one. Every
-    value is quoted, so an empty string stays an empty string and only a missing value is NULL."""
+def _arrow_type(pg_type: str) -> pa.DataType:
+    """The Arrow type whose binary COPY form is that of the PostgreSQL type (``format_type``'s spelling)."""
+    if pg_type == "text" or pg_type.startswith(("character varying", "character(")):
+        return pa.string()
+    numeric = re.fullmatch(r"numeric\((\d+),(\d+)\)", pg_type)
+    if numeric:
+        return pa.decimal128(int(numeric[1]), int(numeric[2]))
+    try:
+        return _COPY_TYPES[pg_type]
+    except KeyError:
+        raise WarehouseError(f"no binary COPY form for the PostgreSQL type {pg_type!r}") from None
+
+
+_COPY_TYPES = {"integer": pa.int32(), "bigint": pa.int64(), "smallint": pa.int16(), "boolean": pa.bool_(),
+               "date": pa.date32(), "double precision": pa.float64(), "real": pa.float32(),
+               "timestamp with time zone": pa.timestamp("us", tz="UTC"), "timestamp without time zone": pa.timestamp("us")}
+
+
+def copy_schema(conn: Connection, table: str, names: list[str]) -> pa.Schema:
+    """The Arrow schema of ``names`` in ``table`` (a temporary table too) that binary COPY needs."""
+    types = dict(conn.execute(sa.text(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"), {"t": f'"{table}"'}).all())
+    return pa.schema([pa.field(n, _arrow_type(types[n])) for n in names])
+
+
+class _BinaryCopyStream(io.RawIOBase):
+    """Arrow batches as one ``COPY ... FROM STDIN (FORMAT binary)`` stream. A thread casts and encodes the next
+    batches (``pgpq``) while PostgreSQL takes the current one. Timestamps are cut to microseconds, PostgreSQL's
+    precision; every other cast must be exact."""
 
     _END = object()
 
-    def __init__(self, batches):
+    def __init__(self, batches, schema: pa.Schema):
         super().__init__()
         self.rows = 0
+        self._schema = schema
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._pending = memoryview(b"")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, args=(batches,), daemon=True)
         self._thread.start()
 
+    def _cast(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = []
+        for field in self._schema:
+            column = batch.column(field.name)
+            if column.type != field.type:
+                column = column.cast(field.type, safe=not pa.types.is_timestamp(field.type))
+            columns.append(column)
+        return pa.RecordBatch.from_arrays(columns, schema=self._schema)
+
     def _produce(self, batches) -> None:
-        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
         try:
+            encoder = ArrowToPostgresBinaryEncoder(self._schema)
+            self._put(encoder.write_header())
             for batch in batches:
                 if self._stop.is_set():
                     return
                 if batch.num_rows:
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(batch, buffer, options)
+                    self._put(encoder.write_batch(self._cast(batch)))
                     self.rows += batch.num_rows
-                    self._queue.put(buffer.getvalue())
+            self._put(encoder.finish())
             self._queue.put(self._END)
         except BaseException as exc:  # noqa: BLE001 - raised again in the reading thread
             self._queue.put(exc)
+
+    def _put(self, data: bytes) -> None:
+        """Queue encoded bytes; the encoder buffers, so a batch may give none (an empty read means the end)."""
+        if data:
+            self._queue.put(bytes(data))
 
     def readable(self) -> bool:
         return True

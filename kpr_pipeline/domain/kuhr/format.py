@@ -43,6 +43,7 @@ DIAGNOSIS_ITEM = rf"(?:{ICPC2_PATTERN}|{ICD10_PATTERN})"
 DIAGNOSES = rf"{DIAGNOSIS_ITEM}(?:\|{DIAGNOSIS_ITEM})*"
 TAKST_ITEM = r"[^:|\s]+:[1-9][0-9]*"
 TAKSTER = rf"{TAKST_ITEM}(?:\|{TAKST_ITEM})*"
-DECIMAL = r"-?[0-9]+(?:\.[0-9]+)?"
+#: An amount; at most 12 digits before the point, so that it fits the warehouse's NUMERIC(14, 2).
+DECIMAL = r"-?[0-9]{1,12}(?:\.[0-9]+)?"
 ISO_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:[+-][0-9]{2}:[0-9]{2}|Z)"
 ISO_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"

@@ -11,7 +11,7 @@ reasons are listed. Cross-row semantics (duplicates, resends, credits, suspected
 row's ``rowid`` + 1 is its number); ``checked_select`` (the rules) carries that number along.
 Reference data comes in as DuckDB variables holding maps: ``kpr_municipality`` (code to its validity
 years) and ``kpr_tariff`` (``tjeneste|takst`` to the tariff line); the identifier's pid comes from the
-macro ``kpr_hmac``.
+macros ``kpr_hmac_inner`` (reading pass) and ``kpr_hmac_outer`` (rules pass).
 """
 
 from __future__ import annotations
@@ -69,21 +69,18 @@ _ALLOWED_PAIRS = sorted(f"{s}|{p}" for s, types in fmt.PRAKSISTYPER.items() for 
 
 def rows_select(columns: list[str], source: str, production: bool, nul_bytes: bool) -> str:
     """The reading pass over ``source`` (whose columns are the file's header ``columns``, as text): the text
-    columns, the treatment time, and the identifier's outcome and pid. The identifier itself is not selected,
-    so the table this fills (``delivery_rows``) never holds one. Reading a gzip file is one thread's work, so
-    this pass does only what needs the identifier; ``checked_select`` does the rest on every core."""
+    columns and what only the identifier can tell (``identifiers.sql_form_facts`` and the HMAC's keyed inner
+    hash, macro ``kpr_hmac_inner``). The identifier itself is not selected, so the table this fills
+    (``delivery_rows``) never holds one. Reading a gzip file is one thread's work, so this pass does nothing
+    else; ``checked_select`` does the rest (the pid's outer hash, the event-date rule) on every core."""
     text, has_nul = _text_columns(columns, nul_bytes)
     kept = [c for c in text if c != "pasient_id"]
-    ts = f"CASE WHEN regexp_full_match({text['tidspunkt']}, {lit(fmt.ISO_DATETIME)}) " \
-         f"THEN try_cast({text['tidspunkt']} AS TIMESTAMPTZ) END"
     base = f"""SELECT {', '.join(f'{text[c]} AS {q(c)}' for c in kept)}, {text['pasient_id']} AS kpr_ident,
-       {text['pasient_id_type']} AS kpr_declared, {has_nul} AS kpr_has_nul, {ts} AS kpr_ts FROM {source}"""
-    with_event_day = f"SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day FROM ({base})"
-    identified = identifiers.sql_outcome(f"({with_event_day})", production)
+       {text['pasient_id_type']} AS kpr_declared, {has_nul} AS kpr_has_nul FROM {source}"""
     return f"""
-SELECT {', '.join(q(c) for c in kept)}, kpr_ts, kpr_event_day, kpr_has_nul, kpr_ident = '' AS kpr_id_missing,
-       kpr_hmac(kpr_ident) AS kpr_pid, kpr_id_status, kpr_birth_year
-FROM ({identified})"""
+SELECT {', '.join(q(c) for c in kept)}, kpr_has_nul, kpr_ident = '' AS kpr_id_missing,
+       kpr_hmac_inner(kpr_ident) AS kpr_inner, kpr_form_status, kpr_birth
+FROM ({identifiers.sql_form_facts(f"({base})", production)})"""
 
 
 def checked_select(columns: list[str], delivery_date: str) -> str:
@@ -92,10 +89,13 @@ def checked_select(columns: list[str], delivery_date: str) -> str:
     ``kpr_pid``), the typed columns of a claim, and the rules' outcomes as bits (``reason_bits``: bit i for
     ``RULES[i]``, zero for a row that passes; ``warning_bits`` likewise). ``delivery_date`` is an ISO date."""
     kept = [c for c in _text_columns(columns, False)[0] if c != "pasient_id"]
+    ts = f"CASE WHEN regexp_full_match(tidspunkt, {lit(fmt.ISO_DATETIME)}) THEN try_cast(tidspunkt AS TIMESTAMPTZ) END"
     item = "{'antall': CAST(split_part(i, ':', 2) AS BIGINT), " \
            "'t': getvariable('kpr_tariff')[tjeneste || '|' || split_part(i, ':', 1)]}"
     typed = f"""
-SELECT *, rowid + 1 AS row_number, kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
+SELECT *, kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
+       {identifiers.sql_status('kpr_form_status', 'kpr_birth', 'kpr_event_day')} AS kpr_id_status,
+       {identifiers.sql_birth_year('kpr_birth')} AS kpr_birth_year,
        CASE WHEN kpr_ts IS NOT NULL THEN year(kpr_event_day) ELSE -1 END AS treatment_year,
        CASE WHEN regexp_full_match(mottatt_dato, {lit(fmt.ISO_DATE)}) THEN try_cast(mottatt_dato AS DATE) END AS mottatt_day,
        regexp_full_match(egenandel, {lit(fmt.DECIMAL)}) AS egen_ok,
@@ -108,7 +108,9 @@ SELECT *, rowid + 1 AS row_number, kpr_event_day AS local_day, kpr_ts IS NOT NUL
        {in_list("tjeneste || '|' || praksistype", _ALLOWED_PAIRS)} AS allowed_type,
        getvariable('kpr_municipality')[bostedskommune] AS kpr_bosted,
        getvariable('kpr_municipality')[praksiskommune] AS kpr_praksis
-FROM delivery_rows"""
+FROM (SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day
+      FROM (SELECT *, rowid + 1 AS row_number, {ts} AS kpr_ts, kpr_hmac_outer(kpr_inner) AS kpr_pid
+            FROM delivery_rows))"""
     derived = f"""
 SELECT *, mottatt_day IS NOT NULL AS mottatt_ok,
        CASE WHEN egen_ok THEN CAST(egenandel AS DOUBLE) END AS egenandel_num,
