@@ -44,3 +44,25 @@ def test_the_reading_pass_is_planned_without_joins_or_aggregates():
             plan = check.con.execute("EXPLAIN " + rules.rows_select(columns, "src", True, nul_bytes)).fetchall()[0][1]
             operators = set(re.findall(r"─ ([A-Z][A-Za-z_ ]+?) ─", plan))
             assert operators <= {"Projection", "Seq Scan", "Filter", "Table Scan"}, operators
+
+
+def test_a_check_hosted_by_a_warehouse_connection_leaves_nothing_behind(tmp_path):
+    """On a DuckDB warehouse the check runs on the warehouse's own connection (its publishing transaction then
+    writes with INSERT ... SELECT). Afterwards that pooled connection holds none of the check's tables, macros or
+    variables (the key's pads), and the settings the check changed are back."""
+    import duckdb
+
+    host = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    path = tmp_path / "kuhr_20190301_001.csv"
+    _write(path, 1_000)
+    settings = ("SELECT name, value FROM duckdb_settings() WHERE name IN "
+                "('preserve_insertion_order', 'disabled_optimizers', 'memory_limit') ORDER BY name")
+    before = host.execute(settings).fetchall()
+    with DeliveryCheck("a-secret-key", False, "2019-03-01", host) as check:
+        assert check.read(path, nul_bytes=False) == 1_000
+        assert host.execute("SELECT count(*) FROM checked").fetchone()[0] == 1_000
+        assert host.execute("SELECT getvariable('kpr_ipad') IS NOT NULL").fetchone()[0]
+    assert host.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
+    assert host.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'kpr_%'").fetchone()[0] == 0
+    assert host.execute("SELECT getvariable('kpr_ipad') IS NULL AND getvariable('kpr_opad') IS NULL").fetchone()[0]
+    assert host.execute(settings).fetchall() == before

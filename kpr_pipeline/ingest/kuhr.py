@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -136,22 +137,38 @@ def _delete_delivery(conn: Connection, delivery_id: str) -> set[str]:
 
 def _load(warehouse: Warehouse, delivery_id: str, manifest: Manifest, data_path: Path, production: bool, key: str,
           registry_entry: tuple) -> DeliveryResult:
-    """Verify and check the whole file in a private DuckDB (``kuhr_check``), then publish it in one transaction."""
+    """Verify and check the whole file in DuckDB (``kuhr_check``: a DuckDB warehouse's own connection, else a
+    private DuckDB), then publish it in one transaction."""
     from kpr_pipeline.ingest.kuhr_check import DeliveryCheck  # DuckDB: not at definition load (sensor ticks)
 
     delivery_date = dt.date.fromisoformat(manifest.delivery_date)
     result = DeliveryResult(delivery_id, "loaded", delivery_date, manifest.row_count)
-    with DeliveryCheck(key, production, manifest.delivery_date) as check:
+    with ExitStack() as stack:
+        host = stack.enter_context(warehouse.connect()) if warehouse.is_duckdb else None
+        check = stack.enter_context(DeliveryCheck(key, production, manifest.delivery_date,
+                                                  host.connection.driver_connection if host else None))
         rows = check.read_verified(data_path, manifest.sha256)
         if rows != manifest.row_count:
             raise FileFault("row_count_mismatch", f"{rows} data rows, manifest says {manifest.row_count}")
         result.rows_rejected, result.rows_duplicate = check.counts()
         result.reasons = check.reason_counts()
         unknown_columns = sorted(set(check.columns) - set(fmt.KNOWN_COLUMNS))
-        with warehouse.begin() as conn:
+        with _transaction(warehouse, host) as conn:
             _publish(conn, check, delivery_id, delivery_date, manifest, unknown_columns, result)
             register_file(conn, DATASET, *registry_entry[:3], "loaded", delivery_id, registry_entry[3])
     return result
+
+
+@contextmanager
+def _transaction(warehouse: Warehouse, host: Connection | None) -> Iterator[Connection]:
+    """The publishing transaction: on the connection that hosts the check (DuckDB), or on a connection taken now
+    (PostgreSQL: a restart during the seconds of a check must not cost the load)."""
+    if host is None:
+        with warehouse.begin() as conn:
+            yield conn
+    else:
+        with host.begin():
+            yield host
 
 
 def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date, manifest: Manifest,
@@ -167,11 +184,8 @@ def _publish(conn: Connection, check: DeliveryCheck, delivery_id, delivery_date,
     resent = _existing(conn, "regning_id", check.candidate_ids())
     check.set_resent(sorted(resent))
     result.rows_duplicate += len(resent)
-    result.rows_loaded += bulk_insert(conn, "kuhr_claims", check.claims(delivery_id))
-    bulk_insert(conn, "kuhr_claim_takster", check.takster(delivery_id))
-    bulk_insert(conn, "kuhr_claim_diagnoser", check.diagnoser(delivery_id))
-    bulk_insert(conn, "kuhr_warnings", check.warnings(delivery_id))
-    bulk_insert(conn, "kuhr_rejected_rows", check.rejected_rows(delivery_id))
+    written = {table: check.write(conn, table, delivery_id) for table in check.OUTPUTS}
+    result.rows_loaded += written["kuhr_claims"]
     recheck |= _load_credit_notes(conn, delivery_id, *check.credit_notes(delivery_id), result)
     _mark_credited(conn, recheck)
     _mark_suspected_doubles(conn, delivery_id, check.repeated_keys())

@@ -1,10 +1,11 @@
-"""One KPR-KUHR delivery checked inside a private, in-memory DuckDB: read, rules, pseudonyms.
+"""One KPR-KUHR delivery checked inside DuckDB: read, rules, pseudonyms.
 
 The data file is read once: the reading pass (``rules.rows_select``) fills ``delivery_rows`` in the
-file's order with the pid but never the identifier, so nothing DuckDB holds or spills to its
-temporary directory carries one; the rules pass (``rules.checked_select``) fills ``checked`` on every
-core. The results leave as Arrow batches for the warehouse (``kpr_pipeline/ingest/kuhr.py`` publishes
-them in one transaction). Both warehouses use this same path.
+file's order with the HMAC's keyed inner hash but never the identifier, so nothing DuckDB holds or
+spills to its temporary directory carries one; the rules pass (``rules.checked_select``) fills
+``checked`` with the pid on every core. ``kpr_pipeline/ingest/kuhr.py`` publishes the results in one
+transaction (``DeliveryCheck.write``): a DuckDB warehouse hosts the check on its own connection and
+inserts them there; PostgreSQL takes them as Arrow batches from a private in-memory DuckDB.
 
 DuckDB's CSV reader is the fast path. A file it refuses is read again by the pandas reader of
 ``csv_files``, which names the fault (``compression_error``, ``csv_malformed``, ...) or, for a file
@@ -35,6 +36,7 @@ from kpr_pipeline.domain.kuhr.rules import q
 from kpr_pipeline.domain.pseudonyms import hmac_pads
 from kpr_pipeline.ingest import csv_files
 from kpr_pipeline.ingest.landing_zone import FileFault
+from kpr_pipeline.warehouse.engine import bulk_insert
 
 #: The checking DuckDB's own memory while it checks, and while the warehouse takes its results; beyond it,
 #: it spills to a private temporary directory.
@@ -118,17 +120,31 @@ def remove_orphaned_spill() -> None:
             continue
 
 
-class DeliveryCheck:
-    """The checked rows of one delivery, held by a private DuckDB until ``close``."""
+_TABLES = ("delivery_rows", "checked", "repeats", "resent")
+_MACROS = ("kpr_hmac", "kpr_hmac_outer", "kpr_hmac_inner")
+_VARIABLES = ("kpr_ipad", "kpr_opad", "kpr_municipality", "kpr_tariff")
 
-    def __init__(self, key: str, production: bool, delivery_date: str):
-        remove_orphaned_spill()
-        self._tmp = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
-        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._tmp,
-                                          "preserve_insertion_order": True})
+
+class DeliveryCheck:
+    """The checked rows of one delivery, held by DuckDB until ``close``: a private in-memory DuckDB, or, for a
+    DuckDB warehouse, the warehouse's own connection (``host``), whose publishing transaction then writes the
+    rows with ``INSERT ... SELECT`` on every core instead of taking them over as Arrow batches. On a host, the
+    check's temporary tables, macros and variables (the key's pads) are removed again by ``close``."""
+
+    #: The warehouse tables the check fills (``write``), in their order, and the method giving each one's rows.
+    OUTPUTS = {"kuhr_claims": "_claims", "kuhr_claim_takster": "_takster", "kuhr_claim_diagnoser": "_diagnoser",
+               "kuhr_warnings": "_warnings", "kuhr_rejected_rows": "_rejected_rows"}
+
+    def __init__(self, key: str, production: bool, delivery_date: str, host=None):
+        self.hosted = host is not None
+        if self.hosted:
+            self.con = host
+        else:
+            remove_orphaned_spill()
+            self._tmp = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+            self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._tmp,
+                                              "preserve_insertion_order": True})
         self._run("SET enable_progress_bar = false")
-        # The check must keep the file's order (a row's rowid is its number): no joins, so IN lists stay lists.
-        self._run("SET disabled_optimizers = 'in_clause'")
         self.production = production
         self.delivery_date = delivery_date
         for name, frame in _reference_frames().items():
@@ -144,10 +160,10 @@ class DeliveryCheck:
         self._run("SET VARIABLE kpr_opad = $1", [opad])
         # HMAC-SHA256 in two halves: the keyed inner hash while the file is read (one thread), the outer hash
         # in the rules pass (every core). Without the key neither half reveals the identifier.
-        self._run("CREATE TEMP MACRO kpr_hmac_inner(m) AS unhex(sha256(getvariable('kpr_ipad') || "
+        self._run("CREATE OR REPLACE TEMP MACRO kpr_hmac_inner(m) AS unhex(sha256(getvariable('kpr_ipad') || "
                   "encode(CASE WHEN strlen(m) = length(m) THEN m ELSE regexp_replace(m, '[^\\x00-\\x7F]', '?', 'g') END)))")
-        self._run("CREATE TEMP MACRO kpr_hmac_outer(h) AS sha256(getvariable('kpr_opad') || h)")
-        self._run("CREATE TEMP MACRO kpr_hmac(m) AS kpr_hmac_outer(kpr_hmac_inner(m))")
+        self._run("CREATE OR REPLACE TEMP MACRO kpr_hmac_outer(h) AS sha256(getvariable('kpr_opad') || h)")
+        self._run("CREATE OR REPLACE TEMP MACRO kpr_hmac(m) AS kpr_hmac_outer(kpr_hmac_inner(m))")
         self.columns: list[str] = []
 
     def _run(self, sql: str, params=None) -> list[tuple]:
@@ -155,8 +171,23 @@ class DeliveryCheck:
         return self.con.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        self.con.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if not self.hosted:
+            self.con.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        for table in _TABLES:
+            self._run(f"DROP TABLE IF EXISTS temp.{table}")
+        for macro in _MACROS:
+            self._run(f"DROP MACRO IF EXISTS temp.{macro}")
+        for variable in _VARIABLES:
+            self._run(f"RESET VARIABLE {variable}")
+        self._run("RESET disabled_optimizers")
+        self._run("RESET preserve_insertion_order")
+
+    def _set_memory(self, limit: str) -> None:
+        """The private DuckDB's memory (a warehouse's own connection keeps the warehouse's limit)."""
+        if not self.hosted:
+            self._run(f"SET memory_limit = '{limit}'")
 
     def __enter__(self) -> DeliveryCheck:
         return self
@@ -190,8 +221,11 @@ class DeliveryCheck:
     def read(self, data_path: Path, nul_bytes: bool) -> int:
         """Read, check and pseudonymise every data row into ``checked``; return the number of rows."""
         self.columns = []
-        self._run(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self._set_memory(MEMORY_LIMIT)
         self._run("SET preserve_insertion_order = true")  # delivery_rows keeps the file's order
+        # The reading pass must keep the file's order (a row's rowid is its number): no joins, so IN lists stay
+        # lists. The rules pass carries the number and may plan as it likes.
+        self._run("SET disabled_optimizers = 'in_clause'")
         source = (f"read_csv({rules.lit(str(data_path))}, delim=';', quote='\"', escape='\"', header=true, "
                   "all_varchar=true, strict_mode=true, null_padding=false, encoding='utf-8')")
         try:
@@ -204,13 +238,14 @@ class DeliveryCheck:
             self._run("DROP TABLE IF EXISTS delivery_rows")
             self._read_with_pandas(data_path)
         self._run("SET preserve_insertion_order = false")  # rows carry their number now: every core may write
+        self._run("RESET disabled_optimizers")
         self._run(f"CREATE TEMP TABLE checked AS {rules.checked_select(self.columns, self.delivery_date)}")
         self._run("DROP TABLE delivery_rows")
         self._run(f"CREATE TEMP TABLE repeats AS {rules.REPEATS}")
         self._run("CREATE TEMP TABLE resent (regning_id VARCHAR)")
         # The results are read once, in a stream, while the warehouse writes them: what this DuckDB holds
         # beyond a small working set goes to its temporary directory, so the two do not add up in memory.
-        self._run(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
+        self._set_memory(PUBLISH_MEMORY_LIMIT)
         return self._run("SELECT COUNT(*) FROM checked")[0][0]
 
     def _select(self, source: str, nul_bytes: bool) -> str:
@@ -292,8 +327,14 @@ SELECT praksis_id, regningsnummer, tidspunkt, pid FROM loaded
 WHERE h IN (SELECT h FROM loaded GROUP BY h HAVING count(*) > 1)
 GROUP BY ALL HAVING count(*) > 1""").df()
 
-    def _reader(self, sql: str) -> pa.RecordBatchReader:
-        return self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+    def write(self, conn, table: str, delivery_id: str) -> int:
+        """Append the delivery's rows of the warehouse ``table`` (one of ``OUTPUTS``) inside ``conn``'s transaction;
+        return how many. A hosting warehouse runs ``INSERT ... SELECT``; any other takes Arrow batches."""
+        sql = getattr(self, self.OUTPUTS[table])(delivery_id)
+        if not self.hosted:
+            return bulk_insert(conn, table, self.con.sql(sql).to_arrow_reader(BATCH_ROWS))
+        columns = ", ".join(q(r[0]) for r in self._run(f"DESCRIBE {sql}"))
+        return self._run(f"INSERT INTO {q(table)} ({columns}) {sql}")[0][0]
 
     def _items_sql(self, delivery_id: str, column: str, item: str, credit: bool) -> str:
         """One row per item of the ``column`` list (``a:b|c:d``) of the loaded rows, with its position."""
@@ -303,22 +344,22 @@ FROM (SELECT row_number, regning_id, unnest(string_split({column}, '|')) AS i,
              generate_subscripts(string_split({column}, '|'), 1) AS position
       FROM checked WHERE {column} <> '' AND {self._loaded(credit)})"""
 
-    def claims(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(self._claims_sql(delivery_id, credit=False))
+    def _claims(self, delivery_id: str) -> str:
+        return self._claims_sql(delivery_id, credit=False)
 
-    def takster(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(self._items_sql(delivery_id, "takster", _TAKST, credit=False))
+    def _takster(self, delivery_id: str) -> str:
+        return self._items_sql(delivery_id, "takster", _TAKST, credit=False)
 
-    def diagnoser(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(self._items_sql(delivery_id, "diagnoser", _DIAGNOSIS, credit=False))
+    def _diagnoser(self, delivery_id: str) -> str:
+        return self._items_sql(delivery_id, "diagnoser", _DIAGNOSIS, credit=False)
 
     def _warnings_sql(self, delivery_id: str, credit: bool) -> str:
         return " UNION ALL ".join(
             f"SELECT {rules.lit(delivery_id)} AS delivery_id, row_number, regning_id, '{code}' AS reason "
             f"FROM checked WHERE {rules.has_warning(code)} AND {self._loaded(credit)}" for code, _ in rules.WARNINGS)
 
-    def warnings(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(self._warnings_sql(delivery_id, credit=False))
+    def _warnings(self, delivery_id: str) -> str:
+        return self._warnings_sql(delivery_id, credit=False)
 
     def _record(self) -> str:
         """The row as JSON in the file's column order, ``pasient_id`` replaced by its pid."""
@@ -326,8 +367,8 @@ FROM (SELECT row_number, regning_id, unnest(string_split({column}, '|')) AS i,
                           for c in self.columns)
         return f"CAST(json_object({pairs}) AS VARCHAR)"
 
-    def rejected_rows(self, delivery_id: str) -> pa.RecordBatchReader:
-        return self._reader(f"""
+    def _rejected_rows(self, delivery_id: str) -> str:
+        return (f"""
 SELECT {rules.lit(delivery_id)} AS delivery_id, row_number, {rules.reasons_sql()} AS reasons,
        {rules.message_sql()} AS message, {self._record()} AS record
 FROM checked WHERE reason_bits <> 0""")

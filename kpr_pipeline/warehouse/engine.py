@@ -109,6 +109,14 @@ class Warehouse:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """One connection for work around a transaction (opened with ``conn.begin()``): a delivery's check keeps
+        its temporary tables on a DuckDB warehouse's connection until its transaction has published them."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            yield conn
+
     def query(self, sql: str, **params) -> pd.DataFrame:
         self.ensure_schema()
         with self.engine.connect() as conn:
@@ -277,6 +285,17 @@ def copy_schema(conn: Connection, table: str, names: list[str]) -> pa.Schema:
     return pa.schema([pa.field(n, _arrow_type(types[n])) for n in names])
 
 
+def _cast(column: pa.Array, target: pa.DataType) -> pa.Array:
+    """``column`` as ``target``: exactly (a value that does not fit raises), except timestamps, which are cut to
+    microseconds. Integers reach a narrow decimal through a wide one (Arrow refuses a direct cast of an int64
+    to a decimal of fewer than 21 digits, whatever the values)."""
+    if column.type == target:
+        return column
+    if pa.types.is_decimal(target) and pa.types.is_integer(column.type):
+        column = column.cast(pa.decimal128(38, target.scale))
+    return column.cast(target, safe=not pa.types.is_timestamp(target))
+
+
 class _BinaryCopyStream(io.RawIOBase):
     """Arrow batches as one ``COPY ... FROM STDIN (FORMAT binary)`` stream. A thread casts and encodes the next
     batches (``pgpq``) while PostgreSQL takes the current one. Timestamps are cut to microseconds, PostgreSQL's
@@ -295,13 +314,8 @@ class _BinaryCopyStream(io.RawIOBase):
         self._thread.start()
 
     def _cast(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        columns = []
-        for field in self._schema:
-            column = batch.column(field.name)
-            if column.type != field.type:
-                column = column.cast(field.type, safe=not pa.types.is_timestamp(field.type))
-            columns.append(column)
-        return pa.RecordBatch.from_arrays(columns, schema=self._schema)
+        return pa.RecordBatch.from_arrays([_cast(batch.column(f.name), f.type) for f in self._schema],
+                                          schema=self._schema)
 
     def _produce(self, batches) -> None:
         try:
