@@ -38,9 +38,9 @@ from kpr_pipeline.ingest import csv_files
 from kpr_pipeline.ingest.landing_zone import FileFault
 from kpr_pipeline.warehouse.engine import bulk_insert
 
-#: The checking DuckDB's own memory while it checks, and while the warehouse takes its results; beyond it,
-#: it spills to a private temporary directory.
-MEMORY_LIMIT = "512MB"
+#: A private checking DuckDB's own memory while it checks (as much as a DuckDB warehouse's, which hosts its
+#: check itself), and while PostgreSQL takes its results; beyond it, it spills to a private temporary directory.
+MEMORY_LIMIT = "768MB"
 PUBLISH_MEMORY_LIMIT = "128MB"
 BATCH_ROWS = 200_000
 _TAKST = "split_part(i, ':', 1) AS takst, CAST(split_part(i, ':', 2) AS BIGINT) AS antall"

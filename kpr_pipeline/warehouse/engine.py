@@ -37,8 +37,10 @@ class WarehouseUnavailable(WarehouseError):
 
 #: DuckDB caches table pages up to its memory limit (80 % of RAM by default), so a process loading a big
 #: delivery grew with the file. With a limit, memory stays flat and DuckDB spills to disk beyond it.
-#: ``?memory_limit=4GB`` in KPR_WAREHOUSE_URL overrides it.
-DUCKDB_MEMORY_LIMIT = "512MB"
+#: ``?memory_limit=4GB`` in KPR_WAREHOUSE_URL overrides it. A KPR-KUHR delivery is checked inside this same
+#: DuckDB (``ingest/kuhr_check.py``), so it is the whole buffer pool of a load: 768 MB keeps a 2-million-row
+#: delivery from spilling half of it, and a process of any delivery size near 1 GB (docs/benchmarks.md).
+DUCKDB_MEMORY_LIMIT = "768MB"
 
 
 def normalise_url(url: str) -> str:
