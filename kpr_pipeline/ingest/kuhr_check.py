@@ -368,10 +368,10 @@ FROM (SELECT row_number, regning_id, unnest(string_split({column}, '|')) AS i,
         return f"CAST(json_object({pairs}) AS VARCHAR)"
 
     def _rejected_rows(self, delivery_id: str) -> str:
-        return (f"""
+        return f"""
 SELECT {rules.lit(delivery_id)} AS delivery_id, row_number, {rules.reasons_sql()} AS reasons,
        {rules.message_sql()} AS message, {self._record()} AS record
-FROM checked WHERE reason_bits <> 0""")
+FROM checked WHERE reason_bits <> 0"""
 
     def credit_notes(self, delivery_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The credit notes to load (claim columns plus ``record``), their takster and their warnings: few rows,
