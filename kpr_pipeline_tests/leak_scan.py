@@ -1,6 +1,8 @@
 """Search for person identifiers where none may be: every warehouse table, files, captured output.
 
-A leak is an 11-digit string that is a valid identifier or test identity (``identifiers_in_texts``).
+A leak is an 11-digit string that is a valid identifier or test identity (``identifiers_in_texts``), outside
+hexadecimal tokens: Dagster's storage is full of digests and UUIDs, and one digest in about 10,000 holds such a
+string by chance.
 Numbers are scanned as text too, so an identifier stored in a numeric column is found.
 """
 

@@ -126,3 +126,21 @@ def test_sql_form_agrees_with_stdnum_and_with_the_numpy_form_on_every_case():
     statuses = set(sql_form["kpr_id_status"]) | set(_sql_check(numbers, declared, event_days, True)["kpr_id_status"])
     assert statuses >= {ids.OK, ids.MALFORMED, ids.BAD_CHECK_DIGITS, ids.BAD_BIRTH_DATE, ids.BORN_AFTER_EVENT,
                         ids.TYPE_MISMATCH, ids.TEST_IDENTITY_IN_PRODUCTION}
+
+
+def test_the_leak_detector_finds_identifiers_in_text_but_not_inside_pseudonyms_and_digests():
+    import hashlib
+
+    person = ids.with_check_digits("150588124")
+    assert fodselsnummer.is_valid(person)
+    found = [f"fnr={person}", f"record;{person};2024-01-15", f"ab{person}", person, f"{person}.0"]
+    for text in found:
+        assert ids.identifiers_in_texts([text]) == (1, 1), text
+    hidden = [f"{'a' * 26}{person}{'f' * 27}", f"1bdf6e99-22c7-4b2d-0505-a{person}", f"\\x789c{person}ed1d6b6f"]
+    for text in hidden:
+        assert ids.identifiers_in_texts([text]) == (0, 0), text
+    # 50,000 pseudonym-shaped digests: runs of exactly 11 digits in them pass the identifier check by chance
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(50_000)]
+    runs = pd.Series([m for d in digests for m in ids.ELEVEN_DIGITS.findall(d)])
+    assert (ids.check_identifiers(runs).status == ids.OK).sum() > 0
+    assert ids.identifiers_in_texts(digests) == (0, 0)
