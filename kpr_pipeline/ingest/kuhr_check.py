@@ -120,9 +120,9 @@ def remove_orphaned_spill() -> None:
             continue
 
 
-_TABLES = ("delivery_rows", "checked", "repeats", "resent")
+_TABLES = ("delivery_rows", "checked", "repeats", "resent", "kpr_municipality")
 _MACROS = ("kpr_hmac", "kpr_hmac_outer", "kpr_hmac_inner")
-_VARIABLES = ("kpr_ipad", "kpr_opad", "kpr_municipality", "kpr_tariff")
+_VARIABLES = ("kpr_ipad", "kpr_opad", "kpr_tariff")
 
 
 class DeliveryCheck:
@@ -149,8 +149,8 @@ class DeliveryCheck:
         self.delivery_date = delivery_date
         for name, frame in _reference_frames().items():
             self.con.register(name, frame)
-        self._run("SET VARIABLE kpr_municipality = (SELECT map_from_entries(list({'key': code, 'value': "
-                  "{'valid_from': valid_from, 'valid_to': valid_to}})) FROM ref_municipality)")
+        self._run("CREATE OR REPLACE TEMP TABLE kpr_municipality AS SELECT code, "
+                  "{'valid_from': valid_from, 'valid_to': valid_to} AS validity FROM ref_municipality")
         self._run("SET VARIABLE kpr_tariff = (SELECT map_from_entries(list({'key': tjeneste || '|' || takst, 'value': "
                   "{'kontakt': kontakt, 'rang': rang, 'kontakttype': kontakttype, 'typisk': typisk}})) FROM ref_tariff)")
         for name in _reference_frames():

@@ -9,9 +9,10 @@ reasons are listed. Cross-row semantics (duplicates, resends, credits, suspected
 
 ``rows_select`` (the reading pass) has no join, so that ``delivery_rows`` keeps the file's order (a
 row's ``rowid`` + 1 is its number); ``checked_select`` (the rules) carries that number along.
-Reference data comes in as DuckDB variables holding maps: ``kpr_municipality`` (code to its validity
-years) and ``kpr_tariff`` (``tjeneste|takst`` to the tariff line); the identifier's pid comes from the
-macros ``kpr_hmac_inner`` (reading pass) and ``kpr_hmac_outer`` (rules pass).
+Reference data comes in as the table ``kpr_municipality`` (code to its validity years, joined per row) and
+the variable ``kpr_tariff``, a map of ``tjeneste|takst`` to the tariff line (looked up per distinct takster
+list, ``TAKST_FACTS``); the identifier's pid comes from the macros ``kpr_hmac_inner`` (reading pass) and
+``kpr_hmac_outer`` (rules pass).
 """
 
 from __future__ import annotations
@@ -83,6 +84,23 @@ SELECT {', '.join(q(c) for c in kept)}, kpr_has_nul, kpr_ident = '' AS kpr_id_mi
 FROM ({identifiers.sql_form_facts(f"({base})", production)})"""
 
 
+#: One row per distinct pair of ``tjeneste`` and valid ``takster`` list in ``delivery_rows``, with what the
+#: tariff says of the list: an unknown takst, the typical amount, whether it is a contact and of which type
+#: (the contact takst of the lowest rank). A delivery repeats few lists (two million generated claims hold a
+#: few hundred), so the tariff is looked up once per list, not once per row.
+TAKST_FACTS = f"""
+SELECT tjeneste, takster,
+       list_bool_or(list_transform(kpr_items, lambda v: v.t IS NULL)) AS takst_unknown,
+       list_sum(list_transform(kpr_items, lambda v: coalesce(v.t.typisk, 0) * v.antall)) AS tariff_sum,
+       coalesce(list_bool_or(list_transform(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE))), FALSE) AS is_contact,
+       list_sort(list_transform(list_filter(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE)),
+                                lambda v: {{'rang': v.t.rang, 'kontakttype': v.t.kontakttype}}))[1].kontakttype AS kontakttype
+FROM (SELECT *, list_transform(string_split(takster, '|'), lambda i: {{
+                    'antall': CAST(split_part(i, ':', 2) AS BIGINT),
+                    't': getvariable('kpr_tariff')[tjeneste || '|' || split_part(i, ':', 1)]}}) AS kpr_items
+      FROM (SELECT DISTINCT tjeneste, takster FROM delivery_rows WHERE regexp_full_match(takster, {lit(TAKSTER_SQL)})))"""
+
+
 def checked_select(columns: list[str], delivery_date: str) -> str:
     """One row per row of ``delivery_rows``: its ``row_number`` (taken from the rowid, so the result's own order
     does not matter and DuckDB may write it on every core), the text columns (the identifier replaced by
@@ -90,8 +108,6 @@ def checked_select(columns: list[str], delivery_date: str) -> str:
     ``RULES[i]``, zero for a row that passes; ``warning_bits`` likewise). ``delivery_date`` is an ISO date."""
     kept = [c for c in _text_columns(columns, False)[0] if c != "pasient_id"]
     ts = f"CASE WHEN regexp_full_match(tidspunkt, {lit(fmt.ISO_DATETIME)}) THEN try_cast(tidspunkt AS TIMESTAMPTZ) END"
-    item = "{'antall': CAST(split_part(i, ':', 2) AS BIGINT), " \
-           "'t': getvariable('kpr_tariff')[tjeneste || '|' || split_part(i, ':', 1)]}"
     typed = f"""
 SELECT *, kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
        {identifiers.sql_status('kpr_form_status', 'kpr_birth', 'kpr_event_day')} AS kpr_id_status,
@@ -106,8 +122,8 @@ SELECT *, kpr_event_day AS local_day, kpr_ts IS NOT NULL AS ts_ok,
        {in_list('tjeneste', fmt.SERVICES)} AS known_service,
        {in_list('praksistype', fmt.ALL_PRAKSISTYPER)} AS known_type,
        {in_list("tjeneste || '|' || praksistype", _ALLOWED_PAIRS)} AS allowed_type,
-       getvariable('kpr_municipality')[bostedskommune] AS kpr_bosted,
-       getvariable('kpr_municipality')[praksiskommune] AS kpr_praksis
+       (SELECT m.validity FROM kpr_municipality m WHERE m.code = bostedskommune) AS kpr_bosted,
+       (SELECT m.validity FROM kpr_municipality m WHERE m.code = praksiskommune) AS kpr_praksis
 FROM (SELECT *, CAST(timezone('{OSLO}', kpr_ts) AS DATE) AS kpr_event_day
       FROM (SELECT *, rowid + 1 AS row_number, {ts} AS kpr_ts, kpr_hmac_outer(kpr_inner) AS kpr_pid
             FROM delivery_rows))"""
@@ -117,18 +133,14 @@ SELECT *, mottatt_day IS NOT NULL AS mottatt_ok,
        CASE WHEN ref_ok THEN CAST(refusjon AS DOUBLE) END AS refusjon_num,
        CASE WHEN diag_ok THEN split_part(split_part(diagnoser, '|', 1), ':', 2) END AS hoveddiagnose,
        {_valid('kpr_bosted')} AS bosted_valid, {_retired('kpr_bosted')} AS bosted_retired,
-       {_valid('kpr_praksis')} AS praksis_valid, {_retired('kpr_praksis')} AS praksis_retired,
-       list_bool_or(list_transform(kpr_items, lambda v: v.t IS NULL)) AS takst_unknown,
-       list_sum(list_transform(kpr_items, lambda v: coalesce(v.t.typisk, 0) * v.antall)) AS tariff_sum,
-       coalesce(list_bool_or(list_transform(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE))), FALSE) AS is_contact,
-       list_sort(list_transform(list_filter(kpr_items, lambda v: coalesce(v.t.kontakt, FALSE)),
-                                lambda v: {{'rang': v.t.rang, 'kontakttype': v.t.kontakttype}}))[1].kontakttype AS kontakttype
-FROM (SELECT *, DATE '{delivery_date}' AS delivery_date,
-             CASE WHEN takster_ok THEN list_transform(string_split(takster, '|'), lambda i: {item}) END AS kpr_items
-      FROM ({typed}))"""
+       {_valid('kpr_praksis')} AS praksis_valid, {_retired('kpr_praksis')} AS praksis_retired
+FROM (SELECT r.*, DATE '{delivery_date}' AS delivery_date, f.takst_unknown, f.tariff_sum,
+             coalesce(f.is_contact, FALSE) AS is_contact, f.kontakttype
+      FROM ({typed}) r LEFT JOIN kpr_takst_facts f ON f.tjeneste = r.tjeneste AND f.takster = r.takster)"""
     reasons = " | ".join(f"(coalesce({cond}, FALSE)::BIGINT << {i})" for i, (_, cond) in enumerate(RULES))
     warnings = " | ".join(f"(coalesce({cond}, FALSE)::INTEGER << {i})" for i, (_, cond) in enumerate(WARNINGS))
     return f"""
+WITH kpr_takst_facts AS ({TAKST_FACTS})
 SELECT row_number, {', '.join(q(c) for c in kept)}, kpr_pid, kpr_ts, mottatt_day, fodselsaar_num, egenandel_num, refusjon_num,
        is_contact, kontakttype, hoveddiagnose,
        CASE WHEN ts_ok THEN CAST(date_trunc('month', local_day) AS DATE) END AS behandlingsmaaned,
