@@ -65,3 +65,21 @@ def test_unreachable_warehouse_fails_with_one_sentence_naming_the_setting():
     with pytest.raises(WarehouseError) as err:
         w.ensure_schema()
     assert "KPR_WAREHOUSE_URL" in str(err.value) and "secret" not in str(err.value)
+
+
+def test_the_newest_revision_is_known_without_alembic(warehouse):
+    """``is_current`` compares the version table with the newest file name: every migration file must hold the
+    revision its name begins with, and the newest must be Alembic's head."""
+    import re
+
+    from alembic.script import ScriptDirectory
+
+    from kpr_pipeline.warehouse.migrate import MIGRATIONS_DIR, alembic_config, head_revision, is_current
+
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        assert re.search(r'^revision = "(\d{4})"$', path.read_text(), re.M).group(1) == path.name[:4], path.name
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert is_current(warehouse.engine)
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("UPDATE kpr_schema_version SET version_num = '0011'"))
+    assert not is_current(warehouse.engine)

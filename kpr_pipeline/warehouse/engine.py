@@ -94,10 +94,11 @@ class Warehouse:
         """Create or upgrade the schema to the newest migration (idempotent, cheap once done)."""
         if self._migrated:
             return
-        from kpr_pipeline.warehouse.migrate import upgrade
+        from kpr_pipeline.warehouse.migrate import is_current, upgrade
 
         try:
-            upgrade(self.engine)
+            if not is_current(self.engine):
+                upgrade(self.engine)
         except (sa.exc.OperationalError, WarehouseUnavailable) as exc:
             raise WarehouseError(
                 f"KPR_WAREHOUSE_URL {redact_url(self.url)} cannot be reached: {_first_line(exc)}."
