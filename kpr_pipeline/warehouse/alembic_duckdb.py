@@ -1,7 +1,12 @@
-"""Alembic's DuckDB dialect: importing this module registers it (Alembic finds an implementation by the
-dialect name in ``__dialect__``)."""
+"""Alembic, with its DuckDB dialect registered: Alembic finds a dialect's implementation by the name in
+``__dialect__`` once the class exists. ``migrate`` imports this module only when it runs Alembic."""
 
+from alembic import command
+from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
+from alembic.runtime.migration import MigrationContext
+
+__all__ = ["Config", "MigrationContext", "command"]
 
 
 class AlembicDuckDBImpl(DefaultImpl):

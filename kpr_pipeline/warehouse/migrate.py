@@ -34,29 +34,25 @@ def is_current(engine: Engine) -> bool:
     return version == head_revision()
 
 
+def _alembic():
+    from kpr_pipeline.warehouse import alembic_duckdb
+
+    return alembic_duckdb
+
+
 def alembic_config():
-    from alembic.config import Config
-
-    import kpr_pipeline.warehouse.alembic_duckdb  # noqa: F401 - registers the DuckDB dialect with Alembic
-
-    config = Config()
+    config = _alembic().Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    from alembic import command
-
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        _alembic().command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    import kpr_pipeline.warehouse.alembic_duckdb  # noqa: F401
-
     with engine.connect() as conn:
-        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        return _alembic().MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
