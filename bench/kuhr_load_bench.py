@@ -8,7 +8,8 @@ In one run on the same machine, for one delivery file of ``--rows`` rows (defaul
   (d) naive pandas: read the whole file, DataFrame.to_sql into PostgreSQL
 
 Each is a separate process, so peak RSS is that step's alone. The warehouse's schema is created before
-(a) and (c) are timed, by a process of its own: it is set up once, not per delivery. ``--rss-sizes`` repeats (a) and (c)
+(a) and (c) are timed, by a process of its own: it is set up once, not per delivery. Before each step the
+page cache is synced and PostgreSQL checkpointed (``settle``), so that no step pays for another's writes. ``--rss-sizes`` repeats (a) and (c)
 for two sizes to show that peak memory does not grow with the file. The delivery is built from
 generated claims, copied with fresh regning_ids and bill numbers so that copies are distinct claims.
 
@@ -140,10 +141,30 @@ def step_pandas_to_sql(url: str, landing: str) -> int:
 STEPS = {"schema": step_schema, "full": step_full, "read_csv": step_duckdb_read_csv, "to_sql": step_pandas_to_sql}
 
 
+def settle(url: str) -> None:
+    """Start a step on a quiet machine: the page cache's dirty pages written (the last step's files) and, on
+    PostgreSQL, a checkpoint taken (the last step's dirty buffers), so that no step pays for another's writes."""
+    os.sync()
+    if url.startswith("postgresql"):
+        import sqlalchemy as sa
+
+        from kpr_pipeline.warehouse.engine import normalise_url
+
+        engine = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as c:
+                c.execute(sa.text("CHECKPOINT"))
+        except sa.exc.DBAPIError:  # CHECKPOINT needs a superuser or pg_checkpoint: then without
+            pass
+        finally:
+            engine.dispose()
+
+
 def measure(step: str, url: str, landing: Path) -> dict:
     if step == "full":
         subprocess.run([sys.executable, __file__, "--step", "schema", url, str(landing)], check=True,
                        capture_output=True)
+    settle(url)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--step", step, url, str(landing)], capture_output=True,
                           text=True)

@@ -212,7 +212,8 @@ def fill_lookup(conn: Connection, values) -> None:
     """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins): any
     iterable of values, or an Arrow table whose column ``v`` holds distinct strings (a whole delivery's ids,
     without a Python object each)."""
-    conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR)"))
+    collate = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # as the bill ids (migration 0013)
+    conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR{collate})"))
     conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
     if not isinstance(values, pa.Table):
         values = pd.DataFrame({"v": pd.unique(pd.Series(list(values), dtype="object").astype(str))})
