@@ -13,8 +13,8 @@ page cache is synced and PostgreSQL checkpointed (``settle``), so that no step p
 for two sizes to show that peak memory does not grow with the file. The delivery is built from
 generated claims, copied with fresh regning_ids and bill numbers so that copies are distinct claims.
 
-    python bench/kuhr_load_bench.py                       # 2M rows, then RSS at 1M and 4M
-    python bench/kuhr_load_bench.py --rows 200000 --rss-sizes 100000 400000
+    python bench/kuhr_load_bench.py                       # 2M rows, each step 3 times, then RSS at 1M and 4M
+    python bench/kuhr_load_bench.py --rows 200000 --repeat 1 --rss-sizes 100000 400000
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from peak_memory import own_peak_rss_kib
@@ -175,29 +176,47 @@ def measure(step: str, url: str, landing: Path) -> dict:
     return {"rows": rows, "seconds": round(wall, 1), "rows_per_s": round(rows / wall), "peak_rss_mib": peak_kib // 1024}
 
 
-def run_all(rows: int, rss_sizes: list[int]) -> None:
+def median_run(step: str, landing: Path, target, repeat: int) -> dict:
+    """``repeat`` runs of ``step``, each into a fresh warehouse from ``target(i)`` (a context manager giving its
+    URL): the median run, with every run's seconds and the highest peak RSS."""
+    runs = []
+    for i in range(repeat):
+        with target(i) as url:
+            runs.append(measure(step, url, landing))
+    median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    return {**median, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": [r["seconds"] for r in runs]}
+
+
+@contextmanager
+def postgres_target(_: int):
+    url = fresh_postgres()
+    try:
+        yield url
+    finally:
+        drop_postgres(url)
+
+
+def run_all(rows: int, rss_sizes: list[int], repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         landing = tmp / "landing"
         t0 = time.perf_counter()
         path = build_delivery(landing, rows)
         print(f"delivery: {rows:,} rows, {path.stat().st_size / 1e6:.0f} MB gzip, built in {time.perf_counter() - t0:.0f} s")
-        results = {}
-        results["(a) full path, DuckDB"] = measure("full", f"duckdb:///{tmp / 'a.duckdb'}", landing)
-        results["(b) DuckDB read_csv"] = measure("read_csv", f"duckdb:///{tmp / 'b.duckdb'}", landing)
-        pg = fresh_postgres()
-        try:
-            results["(c) full path, PostgreSQL"] = measure("full", pg, landing)
-        finally:
-            drop_postgres(pg)
-        pg = fresh_postgres()
-        try:
-            results["(d) pandas to_sql, PostgreSQL"] = measure("to_sql", pg, landing)
-        finally:
-            drop_postgres(pg)
-        print(f"{'step':32} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS MiB':>13}")
+
+        def duckdb_target(name: str):
+            return lambda i: nullcontext(f"duckdb:///{tmp / f'{name}{i}.duckdb'}")
+
+        results = {
+            "(a) full path, DuckDB": median_run("full", landing, duckdb_target("a"), repeat),
+            "(b) DuckDB read_csv": median_run("read_csv", landing, duckdb_target("b"), repeat),
+            "(c) full path, PostgreSQL": median_run("full", landing, postgres_target, repeat),
+            "(d) pandas to_sql, PostgreSQL": median_run("to_sql", landing, postgres_target, repeat),
+        }
+        print(f"{'step':32} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS MiB':>13}  runs (s)")
         for name, r in results.items():
-            print(f"{name:32} {r['rows']:>10,} {r['seconds']:>8} {r['rows_per_s']:>9,} {r['peak_rss_mib']:>13}")
+            print(f"{name:32} {r['rows']:>10,} {r['seconds']:>8} {r['rows_per_s']:>9,} {r['peak_rss_mib']:>13}  "
+                  f"{', '.join(str(x) for x in r['runs'])}")
         a, b = results["(a) full path, DuckDB"], results["(b) DuckDB read_csv"]
         c, d = results["(c) full path, PostgreSQL"], results["(d) pandas to_sql, PostgreSQL"]
         print(f"(a)/(b) time ratio: {a['seconds'] / b['seconds']:.1f}x (target: within 3x)")
@@ -209,11 +228,8 @@ def run_all(rows: int, rss_sizes: list[int]) -> None:
                 tmp = Path(tmp)
                 build_delivery(tmp / "landing", size)
                 duck = measure("full", f"duckdb:///{tmp / 'a.duckdb'}", tmp / "landing")
-                pg = fresh_postgres()
-                try:
+                with postgres_target(0) as pg:
                     post = measure("full", pg, tmp / "landing")
-                finally:
-                    drop_postgres(pg)
                 print(f"  {size:>10,} rows: DuckDB {duck['peak_rss_mib']} MiB ({duck['rows_per_s']:,} rows/s), "
                       f"PostgreSQL {post['peak_rss_mib']} MiB ({post['rows_per_s']:,} rows/s)")
 
@@ -222,6 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--rss-sizes", type=int, nargs="*", default=[1_000_000, 4_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the median is reported")
     parser.add_argument("--step", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
@@ -229,7 +246,7 @@ def main() -> None:
         rows = STEPS[name](url, landing)
         print(rows, own_peak_rss_kib())
         return
-    run_all(args.rows, args.rss_sizes)
+    run_all(args.rows, args.rss_sizes, args.repeat)
 
 
 if __name__ == "__main__":
