@@ -209,10 +209,10 @@ LOOKUP_TABLE = "kpr_lookup"
 
 
 def fill_lookup(conn: Connection, values) -> None:
-    """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins): any
-    iterable of values, or an Arrow table whose column ``v`` holds distinct strings (a whole delivery's ids,
-    without a Python object each)."""
-    collate = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # as the bill ids (migration 0013)
+    """Put ``values`` into the connection's temporary one-column table ``kpr_lookup`` (for set joins with the
+    bill ids, so on PostgreSQL in their collation "C", migration 0013): any iterable of values, or an Arrow
+    table whose column ``v`` holds distinct strings (a whole delivery's ids, without a Python object each)."""
+    collate = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""
     conn.execute(sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {LOOKUP_TABLE} (v VARCHAR{collate})"))
     conn.execute(sa.text(f"DELETE FROM {LOOKUP_TABLE}"))
     if not isinstance(values, pa.Table):
