@@ -1,6 +1,7 @@
 """The warehouse layer on both engines: migrations, bulk loads, transactions."""
 
 import datetime as dt
+import re
 
 import pandas as pd
 import pytest
@@ -20,15 +21,57 @@ SPEC_TABLES = [
 def test_migrations_create_the_spec_tables_and_are_idempotent(warehouse):
     names = set(sa.inspect(warehouse.engine).get_table_names())
     assert set(SPEC_TABLES) <= names
-    assert current_revision(warehouse.engine) == "0013"
+    assert current_revision(warehouse.engine) == "0014"
     again = Warehouse(warehouse.url)
     again.ensure_schema()
-    assert current_revision(again.engine) == "0013"
+    assert current_revision(again.engine) == "0014"
     again.dispose()
     if not warehouse.is_duckdb:  # bill ids compare byte by byte (0013), and the lookup table as they do
         collations = warehouse.query("SELECT DISTINCT collation_name FROM information_schema.columns "
                                      "WHERE column_name IN ('regning_id', 'kreditert_regning_id')")
         assert collations["collation_name"].tolist() == ["C"]
+
+
+def test_zstd_migration_keeps_the_rows_of_the_tables_it_rebuilds(warehouse_url):
+    """0014 rebuilds the KUHR tables on DuckDB with ZSTD for pseudonyms and bill ids; their rows and constraints
+    come along, and the downgrade rebuilds them as they were. On PostgreSQL it changes nothing. (The engine is
+    used directly: the warehouse's own methods would upgrade it to the newest revision first.)"""
+    from kpr_pipeline.warehouse.migrate import downgrade, upgrade
+
+    engine = Warehouse(warehouse_url).engine
+    duckdb = engine.dialect.name == "duckdb"
+
+    def query(sql: str) -> list[tuple]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+    def compressed() -> set[tuple[str, str]]:
+        if not duckdb:
+            return set()
+        return {(table, column) for table, sql in query("SELECT table_name, sql FROM duckdb_tables()")
+                for column in re.findall(r"\b(\w+) VARCHAR USING COMPRESSION ZSTD\b", sql)}
+
+    upgrade(engine, "0013")
+    with engine.begin() as conn:
+        bulk_insert(conn, "kuhr_claims", pd.DataFrame([{"regning_id": "r1", "delivery_id": "d1", "pid": "a" * 64,
+                                                          "kreditering": False}]))
+        bulk_insert(conn, "kuhr_claim_takster", pd.DataFrame([{"regning_id": "r1", "delivery_id": "d1", "takst": "2ad",
+                                                                 "antall": 1}]))
+    assert compressed() == set()
+    upgrade(engine)
+    assert current_revision(engine) == "0014"
+    expected = {("kuhr_claims", "regning_id"), ("kuhr_claims", "pid"), ("kuhr_claims", "kreditert_regning_id"),
+                ("kuhr_claim_takster", "regning_id"), ("kuhr_claim_diagnoser", "regning_id")}
+    assert compressed() == (expected if duckdb else set())
+    assert query("SELECT regning_id, pid, kreditering FROM kuhr_claims") == [("r1", "a" * 64, False)]
+    assert query("SELECT takst, antall FROM kuhr_claim_takster") == [("2ad", 1)]
+    with pytest.raises(sa.exc.DBAPIError, match="(?i)null"):  # the constraints came along
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO kuhr_claims (regning_id, delivery_id) VALUES ('r2', 'd1')"))
+    downgrade(engine, "0013")
+    assert compressed() == set()
+    assert query("SELECT regning_id, pid FROM kuhr_claims") == [("r1", "a" * 64)]
+    engine.dispose()
 
 
 def test_bulk_insert_round_trip_keeps_types(warehouse):

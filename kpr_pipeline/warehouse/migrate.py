@@ -53,6 +53,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         _alembic().command.upgrade(config, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Back to ``revision`` (by hand, or a test of a migration)."""
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        _alembic().command.downgrade(config, revision)
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return _alembic().MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
