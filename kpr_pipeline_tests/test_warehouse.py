@@ -117,8 +117,6 @@ def test_unreachable_warehouse_fails_with_one_sentence_naming_the_setting():
 def test_the_newest_revision_is_known_without_alembic(warehouse):
     """``is_current`` compares the version table with the newest file name: every migration file must hold the
     revision its name begins with, and the newest must be Alembic's head."""
-    import re
-
     from alembic.script import ScriptDirectory
 
     from kpr_pipeline.warehouse.migrate import MIGRATIONS_DIR, alembic_config, head_revision, is_current

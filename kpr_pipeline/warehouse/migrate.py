@@ -46,19 +46,21 @@ def alembic_config():
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def _migrate(engine: Engine, command: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``downgrade`` to ``revision`` in one transaction."""
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        _alembic().command.upgrade(config, revision)
+        getattr(_alembic().command, command)(config, revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    _migrate(engine, "upgrade", revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Back to ``revision`` (by hand, or a test of a migration)."""
-    config = alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        _alembic().command.downgrade(config, revision)
+    _migrate(engine, "downgrade", revision)
 
 
 def current_revision(engine: Engine) -> str | None:

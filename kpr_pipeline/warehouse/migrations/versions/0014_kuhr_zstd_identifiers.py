@@ -31,13 +31,16 @@ ZSTD_COLUMNS = {"kuhr_claims": ("regning_id", "pid", "kreditert_regning_id"),
 _HINT = " USING COMPRESSION ZSTD"
 
 
-def _rebuild(table: str, definition) -> None:
-    """Recreate ``table`` from its ``CREATE TABLE`` statement as ``definition`` rewrites it, with its rows."""
-    bind = op.get_bind()
-    create = bind.exec_driver_sql(
+def _definition(table: str) -> str:
+    """The table's ``CREATE TABLE`` statement as DuckDB keeps it."""
+    return op.get_bind().exec_driver_sql(
         f"SELECT sql FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = '{table}'").scalar()
+
+
+def _rebuild(table: str, create: str) -> None:
+    """Recreate ``table`` by its ``CREATE TABLE`` statement ``create``, with its rows."""
     new = f"kpr_rebuild_{table}"
-    op.execute(definition(create).replace(f"CREATE TABLE {table}(", f"CREATE TABLE {new}(", 1))
+    op.execute(create.replace(f"CREATE TABLE {table}(", f"CREATE TABLE {new}(", 1))
     op.execute(f"INSERT INTO {new} SELECT * FROM {table}")
     op.execute(f"DROP TABLE {table}")
     op.execute(f"ALTER TABLE {new} RENAME TO {table}")
@@ -47,15 +50,14 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":
         return
     for table, columns in ZSTD_COLUMNS.items():
-        def with_hints(create: str, columns=columns) -> str:
-            for column in columns:
-                create = re.sub(rf"\b{column} VARCHAR\b(?!{_HINT})", f"{column} VARCHAR{_HINT}", create)
-            return create
-        _rebuild(table, with_hints)
+        create = _definition(table)
+        for column in columns:
+            create = re.sub(rf"\b{column} VARCHAR\b(?!{_HINT})", f"{column} VARCHAR{_HINT}", create)
+        _rebuild(table, create)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":
         return
     for table in ZSTD_COLUMNS:
-        _rebuild(table, lambda create: create.replace(_HINT, ""))
+        _rebuild(table, _definition(table).replace(_HINT, ""))
